@@ -1,0 +1,45 @@
+//! One module per verb of the `coracle` command line.
+
+pub mod ctr;
+pub mod image;
+pub mod shim;
+
+use std::process::ExitCode;
+
+/// Logs go to stderr; `RUST_LOG` (or `CORACLE_LOG`) picks the level, `warn` by default.
+pub fn init_tracing() {
+    let filter = std::env::var("CORACLE_LOG")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .unwrap_or_else(|_| "warn".to_string());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Prints an error with its whole chain of causes on one line, as `coracle: a: b: c`.
+pub fn exit_code(result: anyhow::Result<i32>) -> ExitCode {
+    match result {
+        Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
+        Err(err) => {
+            eprintln!("coracle: {}", error_chain(&err));
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// `err` and its sources joined with ": ", skipping a cause its parent already quotes.
+pub fn error_chain(err: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
