@@ -1,0 +1,182 @@
+//! The one error type of the crate.
+//!
+//! The crate is small and every failure ends up in front of the same caller (the kubelet, which
+//! puts the message into a pod event or condition), so there is a single enum. Each variant names
+//! the object it is about: the plugin, the network, the pod or the file. Plugin failures carry the
+//! plugin's own `msg` and `details` verbatim, because those are what tell a user what went wrong
+//! ("no IP addresses available in range set", "invalid CIDR address").
+
+use std::io;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::result::PluginError;
+
+/// Why a pod network operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum NetworkError {
+    /// A plugin named by the network configuration is in none of the plugin directories.
+    #[error(
+        "cni plugin {plugin:?} not found in {dirs} \
+         (install the Debian package containernetworking-plugins or set the plugin directories)"
+    )]
+    MissingPlugin {
+        /// The plugin's `type`.
+        plugin: String,
+        /// The directories searched, comma-separated.
+        dirs: String,
+    },
+
+    /// A network configuration file could not be read.
+    #[error("cannot read cni network configuration {path}")]
+    ReadConfig {
+        /// The file or directory.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+
+    /// A network configuration file is not valid.
+    #[error("invalid cni network configuration {path}: {reason}")]
+    InvalidConfig {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// A configuration directory holds no `.conflist`, `.conf` or `.json` file.
+    #[error("no cni network configuration (*.conflist, *.conf, *.json) in {dir}")]
+    NoConfig {
+        /// The directory searched.
+        dir: PathBuf,
+    },
+
+    /// The sandbox id cannot be used as a CNI container id.
+    #[error(
+        "sandbox id {id:?} of pod {pod} is not a valid cni container id \
+         (letters, digits, '_', '.', '-', starting with a letter or digit)"
+    )]
+    InvalidSandboxId {
+        /// The pod, as `namespace/name`.
+        pod: String,
+        /// The offending id.
+        id: String,
+    },
+
+    /// A path given as the pod's network namespace is not one.
+    #[error("network namespace {path} of pod {pod} is not a mounted network namespace")]
+    NotANetns {
+        /// The pod, as `namespace/name`.
+        pod: String,
+        /// The path.
+        path: PathBuf,
+    },
+
+    /// The plugin binary could not be started or waited for.
+    #[error("cannot run cni plugin {plugin:?} ({path})")]
+    Spawn {
+        /// The plugin's `type`.
+        plugin: String,
+        /// The binary.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+
+    /// The plugin did not finish in time and was killed.
+    #[error(
+        "cni plugin {plugin:?} of network {network:?} did not finish {command} \
+         for pod {pod} within {timeout:?} and was killed"
+    )]
+    Timeout {
+        /// The plugin's `type`.
+        plugin: String,
+        /// The network name.
+        network: String,
+        /// `ADD`, `DEL` or `CHECK`.
+        command: &'static str,
+        /// The pod, as `namespace/name`.
+        pod: String,
+        /// The limit.
+        timeout: Duration,
+    },
+
+    /// The plugin reported an error object on stdout.
+    #[error(
+        "cni plugin {plugin:?} of network {network:?} failed {command} for pod {pod}: {error}"
+    )]
+    Plugin {
+        /// The plugin's `type`.
+        plugin: String,
+        /// The network name.
+        network: String,
+        /// `ADD`, `DEL` or `CHECK`.
+        command: &'static str,
+        /// The pod, as `namespace/name`.
+        pod: String,
+        /// The plugin's error object.
+        error: PluginError,
+    },
+
+    /// The plugin failed without a parsable error object (crashed, or wrote plain text).
+    #[error(
+        "cni plugin {plugin:?} of network {network:?} failed {command} for pod {pod} \
+         ({status}): {output}"
+    )]
+    PluginCrashed {
+        /// The plugin's `type`.
+        plugin: String,
+        /// The network name.
+        network: String,
+        /// `ADD`, `DEL` or `CHECK`.
+        command: &'static str,
+        /// The pod, as `namespace/name`.
+        pod: String,
+        /// The exit status as text.
+        status: String,
+        /// Whatever the plugin wrote, stdout then stderr, trimmed.
+        output: String,
+    },
+
+    /// The plugin succeeded but its stdout is not a CNI result.
+    #[error("cni plugin {plugin:?} of network {network:?} returned an invalid result: {reason}")]
+    InvalidResult {
+        /// The plugin's `type`.
+        plugin: String,
+        /// The network name.
+        network: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// The network was added but the result holds no address for the pod.
+    #[error("network {network:?} gave pod {pod} no ip address")]
+    NoPodIp {
+        /// The network name.
+        network: String,
+        /// The pod, as `namespace/name`.
+        pod: String,
+    },
+
+    /// `check` was called for a pod whose network was never set up (no cached result).
+    #[error("pod {pod} has no network {network:?} set up (no cached cni result)")]
+    NotSetUp {
+        /// The network name.
+        network: String,
+        /// The pod, as `namespace/name`.
+        pod: String,
+    },
+
+    /// The cached result of a pod could not be written or read.
+    #[error("cannot access cni result cache {path}")]
+    Cache {
+        /// The cache file.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+}
