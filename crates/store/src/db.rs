@@ -186,7 +186,7 @@ impl Store {
                 });
             };
             check_expected(key, expected_rev, revision)?;
-            Ok(unless_unchanged(key, revision, old, value)?)
+            unless_unchanged(key, revision, old, value)
         })?;
         Ok(written.expect("update of a live object returns it"))
     }
