@@ -42,7 +42,7 @@ pub(crate) const META_COMPACTED: &str = "compacted";
 #[derive(Debug, Clone)]
 pub struct StoreConfig {
     /// How many events the live broadcast to watchers buffers. A watcher that falls further
-    /// behind catches up from the log (see [`crate::watch`]).
+    /// behind catches up from the log (see [`crate::WatchStream`]).
     pub watch_buffer: usize,
 }
 

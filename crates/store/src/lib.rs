@@ -28,7 +28,12 @@
 //!
 //! The API is synchronous (each call is one short transaction); an async server calls it
 //! from `spawn_blocking`. Watches are async and need a tokio runtime. One process owns the
-//! database file at a time.
+//! database file at a time, and the file stays open while any clone of the [`Store`] or any
+//! [`WatchStream`] is alive.
+//!
+//! The crash test kills a writer process, which proves atomicity and that a commit is on disk
+//! when acknowledged (redb discards non-durable commits on reopen); it cannot simulate power
+//! loss, where durability rests on `fsync` doing its job.
 
 mod compact;
 mod db;

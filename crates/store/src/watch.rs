@@ -148,8 +148,9 @@ impl WatchStream {
         self.caught_up
     }
 
-    /// The next event or bookmark; `Ok(None)` once the store is gone. After an error the
-    /// stream is over and returns `Ok(None)`.
+    /// The next event or bookmark. A watch never ends by itself (it holds the store open);
+    /// the caller drops it to stop, e.g. at the request's `timeoutSeconds`. After an error
+    /// the stream is over and returns `Ok(None)`.
     pub async fn next(&mut self) -> Result<Option<WatchItem>, StoreError> {
         if self.done {
             return Ok(None);

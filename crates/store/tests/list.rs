@@ -283,3 +283,50 @@ fn continue_tokens_from_another_list_or_garbage_are_rejected() {
         Err(StoreError::InvalidContinue { .. })
     ));
 }
+
+#[tokio::test]
+async fn periodic_compactor_compacts_to_the_retained_window_and_keeps_live_keys() {
+    use coracle_store::{spawn_compactor, CompactionPolicy};
+    use std::time::Duration;
+
+    let (_dir, store) = fresh_store();
+    for i in 0..10 {
+        let name = format!("p{i}");
+        store.create(&pod_key("ns", &name), pod(&name, 0)).unwrap();
+        store
+            .update(&pod_key("ns", &name), pod(&name, 1), None)
+            .unwrap();
+    }
+    let policy = CompactionPolicy {
+        interval: Duration::from_millis(20),
+        retain_for: Duration::ZERO,
+        retain_revisions: 5,
+    };
+    let compactor = spawn_compactor(store.clone(), policy);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while store.compacted_revision() != 15 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "compactor did not run"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    compactor.abort();
+
+    assert_eq!(
+        store
+            .list(&pods_in("ns"), &ListOptions::default())
+            .unwrap()
+            .items
+            .len(),
+        10
+    );
+    let old = ListOptions {
+        revision: Some(14),
+        ..Default::default()
+    };
+    assert!(matches!(
+        store.list(&pods_in("ns"), &old),
+        Err(StoreError::Expired { .. })
+    ));
+}
