@@ -6,6 +6,7 @@
 //! plugin's own `msg` and `details` verbatim, because those are what tell a user what went wrong
 //! ("no IP addresses available in range set", "invalid CIDR address").
 
+use std::fmt;
 use std::io;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -87,54 +88,28 @@ pub enum NetworkError {
     },
 
     /// The plugin did not finish in time and was killed.
-    #[error(
-        "cni plugin {plugin:?} of network {network:?} did not finish {command} \
-         for pod {pod} within {timeout:?} and was killed"
-    )]
+    #[error("{call}: no answer within {timeout:?}, killed")]
     Timeout {
-        /// The plugin's `type`.
-        plugin: String,
-        /// The network name.
-        network: String,
-        /// `ADD`, `DEL` or `CHECK`.
-        command: &'static str,
-        /// The pod, as `namespace/name`.
-        pod: String,
+        /// Which plugin was run for what.
+        call: Box<PluginCall>,
         /// The limit.
         timeout: Duration,
     },
 
     /// The plugin reported an error object on stdout.
-    #[error(
-        "cni plugin {plugin:?} of network {network:?} failed {command} for pod {pod}: {error}"
-    )]
+    #[error("{call}: {error}")]
     Plugin {
-        /// The plugin's `type`.
-        plugin: String,
-        /// The network name.
-        network: String,
-        /// `ADD`, `DEL` or `CHECK`.
-        command: &'static str,
-        /// The pod, as `namespace/name`.
-        pod: String,
+        /// Which plugin was run for what.
+        call: Box<PluginCall>,
         /// The plugin's error object.
-        error: PluginError,
+        error: Box<PluginError>,
     },
 
     /// The plugin failed without a parsable error object (crashed, or wrote plain text).
-    #[error(
-        "cni plugin {plugin:?} of network {network:?} failed {command} for pod {pod} \
-         ({status}): {output}"
-    )]
+    #[error("{call} ({status}): {output}")]
     PluginCrashed {
-        /// The plugin's `type`.
-        plugin: String,
-        /// The network name.
-        network: String,
-        /// `ADD`, `DEL` or `CHECK`.
-        command: &'static str,
-        /// The pod, as `namespace/name`.
-        pod: String,
+        /// Which plugin was run for what.
+        call: Box<PluginCall>,
         /// The exit status as text.
         status: String,
         /// Whatever the plugin wrote, stdout then stderr, trimmed.
@@ -179,4 +154,27 @@ pub enum NetworkError {
         #[source]
         source: io::Error,
     },
+}
+
+/// One run of a plugin that failed: which plugin, for which network, command and pod.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginCall {
+    /// The plugin's `type`.
+    pub plugin: String,
+    /// The network name.
+    pub network: String,
+    /// `ADD`, `DEL` or `CHECK`.
+    pub command: &'static str,
+    /// The pod, as `namespace/name`.
+    pub pod: String,
+}
+
+impl fmt::Display for PluginCall {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "cni plugin {:?} of network {:?} failed {} for pod {}",
+            self.plugin, self.network, self.command, self.pod
+        )
+    }
 }

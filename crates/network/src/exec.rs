@@ -9,7 +9,7 @@ use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 
-use crate::error::NetworkError;
+use crate::error::{NetworkError, PluginCall};
 use crate::result::PluginError;
 
 /// A CNI operation.
@@ -115,6 +115,14 @@ impl Executor {
                 plugin: plugin.to_owned(),
                 dirs: self.dirs_text(", "),
             })?;
+        let call = || {
+            Box::new(PluginCall {
+                plugin: plugin.to_owned(),
+                network: invocation.network.to_owned(),
+                command,
+                pod: invocation.pod.to_owned(),
+            })
+        };
         let spawn_error = |source| NetworkError::Spawn {
             plugin: plugin.to_owned(),
             path: path.clone(),
@@ -161,10 +169,7 @@ impl Executor {
             Ok(output) => output.map_err(spawn_error)?,
             Err(_) => {
                 return Err(NetworkError::Timeout {
-                    plugin: plugin.to_owned(),
-                    network: invocation.network.to_owned(),
-                    command,
-                    pod: invocation.pod.to_owned(),
+                    call: call(),
                     timeout: self.timeout,
                 })
             }
@@ -178,20 +183,14 @@ impl Executor {
         if !output.status.success() {
             if let Some(error) = PluginError::parse(&output.stdout) {
                 return Err(NetworkError::Plugin {
-                    plugin: plugin.to_owned(),
-                    network: invocation.network.to_owned(),
-                    command,
-                    pod: invocation.pod.to_owned(),
-                    error,
+                    call: call(),
+                    error: Box::new(error),
                 });
             }
             let stdout = String::from_utf8_lossy(&output.stdout);
             let text = format!("{} {}", stdout.trim(), stderr.trim());
             return Err(NetworkError::PluginCrashed {
-                plugin: plugin.to_owned(),
-                network: invocation.network.to_owned(),
-                command,
-                pod: invocation.pod.to_owned(),
+                call: call(),
                 status: output.status.to_string(),
                 output: text.trim().to_owned(),
             });

@@ -98,13 +98,14 @@ mod conflist;
 mod error;
 mod exec;
 mod host;
+mod leftovers;
 mod netns;
 mod pod_network;
 mod result;
 mod types;
 
 pub use conflist::{CNI_VERSION, DEFAULT_NETWORK_NAME};
-pub use error::NetworkError;
+pub use error::{NetworkError, PluginCall};
 pub use pod_network::PodNetwork;
 pub use result::{CniResult, Dns, Interface, IpConfig, PluginError, Route};
 pub use types::{

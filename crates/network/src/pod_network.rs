@@ -18,7 +18,7 @@ use crate::error::NetworkError;
 use crate::exec::Executor;
 use crate::result::CniResult;
 use crate::types::{NetworkConfig, PodNetworkStatus, PodRef, PortMapping, POD_INTERFACE};
-use crate::{host, netns};
+use crate::{host, leftovers, netns};
 
 /// The interface the loopback network configures.
 const LOOPBACK_INTERFACE: &str = "lo";
@@ -206,6 +206,9 @@ impl Inner {
     /// `DEL` both attachments, the pod network first. Both are tried even if the first fails.
     async fn detach_all(&self, pod: &PodRef, netns: Option<&Path>) -> Result<(), NetworkError> {
         let network = self.detach(&self.network, POD_INTERFACE, pod, netns).await;
+        if network.is_ok() {
+            leftovers::remove_masquerade_rules(&self.network.name, &pod.sandbox_id).await;
+        }
         let loopback = self
             .detach(&self.loopback, LOOPBACK_INTERFACE, pod, netns)
             .await;
