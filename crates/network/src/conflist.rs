@@ -174,8 +174,8 @@ pub(crate) struct DefaultNetwork<'a> {
 /// The network coracle uses when the user supplies none: every pod gets a veth pair on one
 /// bridge, an address from the pod CIDR and a default route through the bridge, which is the
 /// node's address on the pod network. Traffic leaving the node is masqueraded (`ipMasq`), as
-/// single-node distributions (podman, k3s' default flannel aside) do, so pods reach the outside
-/// without routes elsewhere. `hairpinMode` lets a pod reach itself through its own hostPort.
+/// podman's default network does, so pods reach the outside without routes elsewhere.
+/// `hairpinMode` lets a pod reach itself through its own hostPort.
 /// `portmap` follows for `hostPort`s.
 pub(crate) fn default_network(settings: &DefaultNetwork<'_>) -> NetworkList {
     let default_route = match settings.pod_cidr {

@@ -44,13 +44,14 @@ async fn two_pods_on_the_bridge_reach_each_other_and_the_node() {
     let net = TestNetwork::new();
     let (ns1, ns2) = (Netns::new(), Netns::new());
     let (pod1, pod2) = (net.pod("one"), net.pod("two"));
-    let ip1 = net
-        .network
-        .setup(&pod1, &ns1.path(), &[])
-        .await
-        .unwrap()
-        .ips[0];
-    net.network.setup(&pod2, &ns2.path(), &[]).await.unwrap();
+    // Set both up at once: host-local and bridge must cope with concurrent pods.
+    let (ns1_path, ns2_path) = (ns1.path(), ns2.path());
+    let (status1, status2) = tokio::join!(
+        net.network.setup(&pod1, &ns1_path, &[]),
+        net.network.setup(&pod2, &ns2_path, &[]),
+    );
+    let ip1 = status1.unwrap().ips[0];
+    assert_ne!(ip1, status2.unwrap().ips[0]);
 
     // Pod to pod, across the bridge.
     let listener = ns1.listen(8080);
