@@ -48,6 +48,9 @@ enum Command {
     #[command(subcommand)]
     Ctr(cli::ctr::CtrCommand),
 
+    /// Rewrite manifests using the legacy init-container annotations into spec.initContainers.
+    Convert(cli::convert::ConvertArgs),
+
     /// Internal: the per-container helper process. Not for direct use.
     #[command(hide = true)]
     Shim(cli::shim::ShimArgs),
@@ -77,6 +80,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Image(cmd) => cli::image::run(&cli.global, cmd).await,
             Command::Ctr(cmd) => cli::ctr::run(&cli.global, cmd).await,
+            Command::Convert(args) => cli::convert::run(args),
             Command::Shim(_) => unreachable!("dispatched above"),
         }
     });

@@ -1,5 +1,6 @@
 //! One module per verb of the `coracle` command line.
 
+pub mod convert;
 pub mod ctr;
 pub mod image;
 pub mod shim;
