@@ -97,10 +97,11 @@ fn default_container(ctr: &mut Container, host_network: bool) {
         &mut ctr.liveness_probe,
         &mut ctr.readiness_probe,
         &mut ctr.startup_probe,
-    ] {
-        if let Some(p) = probe {
-            default_probe(p);
-        }
+    ]
+    .into_iter()
+    .flatten()
+    {
+        default_probe(probe);
     }
     let hooks = ctr
         .lifecycle

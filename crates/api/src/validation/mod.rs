@@ -70,3 +70,6 @@ pub fn validate_pod_template(
     }
     ValidationErrors::check(kind, name, errs)
 }
+
+#[cfg(test)]
+mod tests;
