@@ -341,3 +341,422 @@ fn pod_field_value(pod: &Pod, field_path: &str, node: &NodeInfo) -> Result<Strin
         _ => metadata_field_value(pod, field_path),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use k8s_openapi::api::core::v1::{
+        ConfigMap, ConfigMapEnvSource, ConfigMapKeySelector, EnvVar, ObjectFieldSelector, PodIP,
+        PodSpec, PodStatus, ResourceFieldSelector, ResourceRequirements, Secret, SecretEnvSource,
+        SecretKeySelector,
+    };
+    use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+    use k8s_openapi::ByteString;
+
+    use super::*;
+    use crate::objects::StaticObjects;
+
+    fn objects() -> StaticObjects {
+        let config_map = ConfigMap {
+            metadata: ObjectMeta {
+                name: Some("cfg".into()),
+                ..Default::default()
+            },
+            data: Some(BTreeMap::from([
+                ("LEVEL".to_owned(), "debug".to_owned()),
+                ("MODE".to_owned(), "fast".to_owned()),
+                ("bad=key".to_owned(), "x".to_owned()),
+            ])),
+            ..Default::default()
+        };
+        let secret = Secret {
+            metadata: ObjectMeta {
+                name: Some("creds".into()),
+                ..Default::default()
+            },
+            data: Some(BTreeMap::from([(
+                "PASSWORD".to_owned(),
+                ByteString(b"hunter2".to_vec()),
+            )])),
+            ..Default::default()
+        };
+        StaticObjects::new(vec![config_map], vec![secret])
+    }
+
+    fn pod() -> Pod {
+        Pod {
+            metadata: ObjectMeta {
+                name: Some("web".into()),
+                namespace: Some("default".into()),
+                uid: Some("1234-abcd".into()),
+                labels: Some(BTreeMap::from([("app".to_owned(), "web".to_owned())])),
+                annotations: Some(BTreeMap::from([("note".to_owned(), "hi".to_owned())])),
+                ..Default::default()
+            },
+            spec: Some(PodSpec {
+                service_account_name: Some("robot".into()),
+                ..Default::default()
+            }),
+            status: Some(PodStatus {
+                pod_ip: Some("10.88.0.5".into()),
+                pod_ips: Some(vec![
+                    PodIP {
+                        ip: "10.88.0.5".into(),
+                    },
+                    PodIP {
+                        ip: "fd00::5".into(),
+                    },
+                ]),
+                ..Default::default()
+            }),
+        }
+    }
+
+    fn node() -> NodeInfo {
+        NodeInfo {
+            node_name: "box".into(),
+            host_ip: "192.168.1.10".into(),
+            cpus: 2,
+            memory_bytes: 8 << 30,
+        }
+    }
+
+    fn var(name: &str, source: EnvVarSource) -> EnvVar {
+        EnvVar {
+            name: name.into(),
+            value: None,
+            value_from: Some(source),
+        }
+    }
+
+    fn field(path: &str) -> EnvVarSource {
+        EnvVarSource {
+            field_ref: Some(ObjectFieldSelector {
+                field_path: path.into(),
+                api_version: None,
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn resource(resource: &str, divisor: Option<&str>) -> EnvVarSource {
+        EnvVarSource {
+            resource_field_ref: Some(ResourceFieldSelector {
+                resource: resource.into(),
+                divisor: divisor.map(|d| Quantity(d.into())),
+                container_name: None,
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn cm_key(name: &str, key: &str, optional: Option<bool>) -> EnvVarSource {
+        EnvVarSource {
+            config_map_key_ref: Some(ConfigMapKeySelector {
+                name: name.into(),
+                key: key.into(),
+                optional,
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn secret_key(name: &str, key: &str, optional: Option<bool>) -> EnvVarSource {
+        EnvVarSource {
+            secret_key_ref: Some(SecretKeySelector {
+                name: name.into(),
+                key: key.into(),
+                optional,
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn resolve(container: &Container) -> Result<ResolvedEnv, ConfigError> {
+        resolve_env(&pod(), container, &objects(), &node())
+    }
+
+    fn one(source: EnvVarSource) -> String {
+        let container = Container {
+            name: "app".into(),
+            env: Some(vec![var("X", source)]),
+            ..Default::default()
+        };
+        let resolved = resolve(&container).unwrap();
+        assert_eq!(resolved.vars.len(), 1);
+        resolved.vars[0].1.clone()
+    }
+
+    fn error(source: EnvVarSource) -> String {
+        let container = Container {
+            name: "app".into(),
+            env: Some(vec![var("X", source)]),
+            ..Default::default()
+        };
+        resolve(&container).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn env_from_comes_first_with_prefix_and_env_keeps_raw_values_in_order() {
+        let container = Container {
+            name: "app".into(),
+            env_from: Some(vec![
+                EnvFromSource {
+                    config_map_ref: Some(ConfigMapEnvSource {
+                        name: "cfg".into(),
+                        optional: None,
+                    }),
+                    prefix: Some("CFG_".into()),
+                    secret_ref: None,
+                },
+                EnvFromSource {
+                    secret_ref: Some(SecretEnvSource {
+                        name: "creds".into(),
+                        optional: None,
+                    }),
+                    ..Default::default()
+                },
+            ]),
+            env: Some(vec![
+                EnvVar {
+                    name: "GREETING".into(),
+                    value: Some("hi $(CFG_MODE)".into()),
+                    value_from: None,
+                },
+                EnvVar {
+                    name: "EMPTY".into(),
+                    value: None,
+                    value_from: None,
+                },
+                EnvVar {
+                    name: "CFG_MODE".into(),
+                    value: Some("slow".into()),
+                    value_from: None,
+                },
+            ]),
+            ..Default::default()
+        };
+        let resolved = resolve(&container).unwrap();
+        let pairs: Vec<(&str, &str)> = resolved
+            .vars
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(
+            pairs,
+            [
+                ("CFG_LEVEL", "debug"),
+                ("CFG_MODE", "fast"),
+                ("PASSWORD", "hunter2"),
+                ("GREETING", "hi $(CFG_MODE)"),
+                ("EMPTY", ""),
+                ("CFG_MODE", "slow"),
+            ]
+        );
+        assert_eq!(
+            resolved.warnings,
+            ["Keys [CFG_bad=key] from the EnvFrom configMap default/cfg were skipped since they are \
+              considered invalid environment variable names."]
+        );
+    }
+
+    #[test]
+    fn env_from_missing_sources_fail_unless_optional() {
+        let from = |cm: Option<bool>, secret: bool| EnvFromSource {
+            config_map_ref: (!secret).then(|| ConfigMapEnvSource {
+                name: "nope".into(),
+                optional: cm,
+            }),
+            secret_ref: secret.then(|| SecretEnvSource {
+                name: "nope".into(),
+                optional: cm,
+            }),
+            prefix: None,
+        };
+        let container = |source| Container {
+            name: "app".into(),
+            env_from: Some(vec![source]),
+            ..Default::default()
+        };
+        assert_eq!(
+            resolve(&container(from(None, false)))
+                .unwrap_err()
+                .to_string(),
+            "configmap \"nope\" not found"
+        );
+        assert_eq!(
+            resolve(&container(from(None, true)))
+                .unwrap_err()
+                .to_string(),
+            "secret \"nope\" not found"
+        );
+        assert!(resolve(&container(from(Some(true), false)))
+            .unwrap()
+            .vars
+            .is_empty());
+        assert!(resolve(&container(from(Some(true), true)))
+            .unwrap()
+            .vars
+            .is_empty());
+    }
+
+    #[test]
+    fn field_refs_give_pod_and_node_fields() {
+        assert_eq!(one(field("metadata.name")), "web");
+        assert_eq!(one(field("metadata.namespace")), "default");
+        assert_eq!(one(field("metadata.uid")), "1234-abcd");
+        assert_eq!(one(field("metadata.labels['app']")), "web");
+        assert_eq!(one(field("metadata.annotations['note']")), "hi");
+        assert_eq!(one(field("metadata.annotations['absent']")), "");
+        assert_eq!(one(field("spec.nodeName")), "box");
+        assert_eq!(one(field("spec.serviceAccountName")), "robot");
+        assert_eq!(one(field("status.hostIP")), "192.168.1.10");
+        assert_eq!(one(field("status.hostIPs")), "192.168.1.10");
+        assert_eq!(one(field("status.podIP")), "10.88.0.5");
+        assert_eq!(one(field("status.podIPs")), "10.88.0.5,fd00::5");
+        assert_eq!(
+            error(field("spec.hostname")),
+            "unsupported fieldPath: spec.hostname"
+        );
+    }
+
+    #[test]
+    fn config_map_and_secret_key_refs_use_upstream_messages() {
+        assert_eq!(one(cm_key("cfg", "LEVEL", None)), "debug");
+        assert_eq!(one(secret_key("creds", "PASSWORD", None)), "hunter2");
+        assert_eq!(error(cm_key("x", "k", None)), "configmap \"x\" not found");
+        assert_eq!(
+            error(cm_key("cfg", "k", None)),
+            "couldn't find key k in ConfigMap default/cfg"
+        );
+        assert_eq!(error(secret_key("s", "k", None)), "secret \"s\" not found");
+        assert_eq!(
+            error(secret_key("creds", "k", None)),
+            "couldn't find key k in Secret default/creds"
+        );
+    }
+
+    #[test]
+    fn optional_key_refs_that_miss_define_nothing() {
+        for source in [
+            cm_key("x", "k", Some(true)),
+            cm_key("cfg", "k", Some(true)),
+            secret_key("s", "k", Some(true)),
+            secret_key("creds", "k", Some(true)),
+        ] {
+            let container = Container {
+                name: "app".into(),
+                env: Some(vec![var("X", source)]),
+                ..Default::default()
+            };
+            assert!(resolve(&container).unwrap().vars.is_empty());
+        }
+    }
+
+    fn with_resources(
+        source: EnvVarSource,
+        limits: &[(&str, &str)],
+        requests: &[(&str, &str)],
+    ) -> String {
+        let list = |pairs: &[(&str, &str)]| {
+            Some(
+                pairs
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), Quantity(v.to_string())))
+                    .collect(),
+            )
+        };
+        let container = Container {
+            name: "app".into(),
+            env: Some(vec![var("X", source)]),
+            resources: Some(ResourceRequirements {
+                limits: list(limits),
+                requests: list(requests),
+                claims: None,
+            }),
+            ..Default::default()
+        };
+        resolve(&container).unwrap().vars[0].1.clone()
+    }
+
+    #[test]
+    fn resource_refs_divide_and_round_up_like_upstream() {
+        let limits = [
+            ("cpu", "250m"),
+            ("memory", "100Mi"),
+            ("ephemeral-storage", "1G"),
+        ];
+        let requests = [("cpu", "1500m"), ("memory", "1000001")];
+        assert_eq!(
+            with_resources(resource("limits.cpu", None), &limits, &requests),
+            "1"
+        );
+        assert_eq!(
+            with_resources(resource("limits.cpu", Some("1m")), &limits, &requests),
+            "250"
+        );
+        assert_eq!(
+            with_resources(resource("limits.cpu", Some("100m")), &limits, &requests),
+            "3"
+        );
+        assert_eq!(
+            with_resources(resource("requests.cpu", None), &limits, &requests),
+            "2"
+        );
+        assert_eq!(
+            with_resources(resource("limits.memory", None), &limits, &requests),
+            "104857600"
+        );
+        assert_eq!(
+            with_resources(resource("limits.memory", Some("1Mi")), &limits, &requests),
+            "100"
+        );
+        assert_eq!(
+            with_resources(resource("limits.memory", Some("1M")), &limits, &requests),
+            "105"
+        );
+        assert_eq!(
+            with_resources(resource("requests.memory", Some("1M")), &limits, &requests),
+            "2"
+        );
+        assert_eq!(
+            with_resources(
+                resource("limits.ephemeral-storage", Some("1Mi")),
+                &limits,
+                &requests
+            ),
+            "954"
+        );
+    }
+
+    #[test]
+    fn unset_limits_are_the_node_allocatable_and_unset_requests_follow_limits() {
+        assert_eq!(with_resources(resource("limits.cpu", None), &[], &[]), "2");
+        assert_eq!(
+            with_resources(resource("limits.memory", Some("1Gi")), &[], &[]),
+            "8"
+        );
+        assert_eq!(
+            with_resources(resource("requests.cpu", Some("1m")), &[("cpu", "2")], &[]),
+            "2000"
+        );
+        assert_eq!(
+            with_resources(resource("requests.memory", None), &[], &[]),
+            "0"
+        );
+    }
+
+    #[test]
+    fn unsupported_resources_are_errors() {
+        assert_eq!(
+            error(resource("limits.gpu", None)),
+            "unsupported container resource : limits.gpu"
+        );
+        assert_eq!(
+            error(resource("cpu", None)),
+            "unsupported container resource : cpu"
+        );
+    }
+}

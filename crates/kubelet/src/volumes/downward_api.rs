@@ -223,3 +223,116 @@ fn sort_lines(value: &str) -> String {
     lines.sort_unstable();
     lines.join("\n")
 }
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::core::v1::{ObjectFieldSelector, PodSpec, ResourceRequirements};
+    use k8s_openapi::apimachinery::pkg::api::resource::Quantity as K8sQuantity;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+    use super::*;
+
+    fn pod() -> Pod {
+        let labels = [
+            ("tier", "front"),
+            ("app", "web"),
+            ("quote", "say \"hi\"\n\tbye\\"),
+        ];
+        let container = Container {
+            name: "app".into(),
+            resources: Some(ResourceRequirements {
+                limits: Some([("memory".to_owned(), K8sQuantity("64Mi".into()))].into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        Pod {
+            metadata: ObjectMeta {
+                name: Some("web".into()),
+                labels: Some(
+                    labels
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect(),
+                ),
+                annotations: Some([("b".to_owned(), "ünï".to_owned())].into()),
+                ..Default::default()
+            },
+            spec: Some(PodSpec {
+                containers: vec![container],
+                ..Default::default()
+            }),
+            status: None,
+        }
+    }
+
+    fn field_item(path: &str, field_path: &str, mode: Option<i32>) -> DownwardAPIVolumeFile {
+        DownwardAPIVolumeFile {
+            path: path.into(),
+            mode,
+            field_ref: Some(ObjectFieldSelector {
+                field_path: field_path.into(),
+                api_version: None,
+            }),
+            resource_field_ref: None,
+        }
+    }
+
+    #[test]
+    fn labels_render_as_sorted_go_quoted_lines_without_trailing_newline() {
+        let labels = metadata_field_value(&pod(), "metadata.labels").unwrap();
+        assert_eq!(
+            labels,
+            "app=\"web\"\nquote=\"say \\\"hi\\\"\\n\\tbye\\\\\"\ntier=\"front\""
+        );
+        let annotations = metadata_field_value(&pod(), "metadata.annotations").unwrap();
+        assert_eq!(annotations, "b=\"ünï\"");
+    }
+
+    #[test]
+    fn go_quote_escapes_control_characters() {
+        assert_eq!(go_quote("a\u{1}b\u{7f}"), "\"a\\x01b\\x7f\"");
+        assert_eq!(go_quote("\u{85}"), "\"\\u0085\"");
+    }
+
+    #[test]
+    fn volume_files_take_item_mode_or_default_mode() {
+        let items = [
+            field_item("labels", "metadata.labels", None),
+            field_item("meta/name", "metadata.name", Some(0o600)),
+        ];
+        let files = collect_files(&pod(), &items, 0o644, &NodeInfo::default()).unwrap();
+        assert_eq!(files["labels"].mode, 0o644);
+        assert_eq!(files["meta/name"].mode, 0o600);
+        assert_eq!(files["meta/name"].data, b"web");
+    }
+
+    #[test]
+    fn volume_resource_items_name_their_container() {
+        let selector = |container: &str| ResourceFieldSelector {
+            container_name: Some(container.into()),
+            divisor: Some(K8sQuantity("1Mi".into())),
+            resource: "limits.memory".into(),
+        };
+        let item = |container: &str| DownwardAPIVolumeFile {
+            path: "mem".into(),
+            resource_field_ref: Some(selector(container)),
+            ..Default::default()
+        };
+        let files = collect_files(&pod(), &[item("app")], 0o644, &NodeInfo::default()).unwrap();
+        assert_eq!(files["mem"].data, b"64");
+        let err = collect_files(&pod(), &[item("nope")], 0o644, &NodeInfo::default()).unwrap_err();
+        assert_eq!(err.to_string(), "container nope not found");
+    }
+
+    #[test]
+    fn spec_fields_are_not_offered_to_volumes() {
+        let err = metadata_field_value(&pod(), "spec.nodeName").unwrap_err();
+        assert_eq!(err.to_string(), "unsupported fieldPath: spec.nodeName");
+        let err = metadata_field_value(&pod(), "metadata.owner['x']").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "unsupported fieldPath: metadata.owner['x']"
+        );
+    }
+}
