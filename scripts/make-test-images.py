@@ -6,6 +6,11 @@ The images are made from Debian packages on this machine (busybox from
 as a `docker save` archive (`<name>.docker.tar`) and as an OCI image-layout
 archive (`<name>.oci.tar`) in the output directory.
 
+Archives for the image store's own tests, OCI layouts whose index.json names an image index:
+multiarch (linux/amd64 + linux/arm64), armonly (linux/arm64 only), mixed (zstd, gzip and
+uncompressed layers), badblob (a layer blob that does not match its digest), and
+baddiffid.docker.tar (a layer that does not match the config's diff id).
+
 usage: make-test-images.py OUTDIR
 """
 import gzip
@@ -14,6 +19,7 @@ import io
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tarfile
 import time
@@ -180,6 +186,94 @@ def write_archives(outdir, name, tag, layers, **cfg):
     print(f"{name}: {tag} id={config_digest[:19]} layers={len(raw)}")
 
 
+def oci_add(out, arcname, data):
+    info = tarfile.TarInfo(arcname)
+    info.size, info.mtime, info.mode = len(data), EPOCH, 0o644
+    out.addfile(info, io.BytesIO(data))
+
+
+def compress(raw: bytes, how: str) -> (bytes, str):
+    """Returns (blob, media type) for one layer: "gzip", "zstd" or "none"."""
+    if how == "gzip":
+        return gzip.compress(raw, mtime=0), "application/vnd.oci.image.layer.v1.tar+gzip"
+    if how == "zstd":
+        if not shutil.which("zstd"):
+            sys.exit("make-test-images: the zstd command is missing: apt-get install zstd")
+        blob = subprocess.run(["zstd", "-q", "-c", "-3"], input=raw, stdout=subprocess.PIPE, check=True).stdout
+        return blob, "application/vnd.oci.image.layer.v1.tar+zstd"
+    return raw, "application/vnd.oci.image.layer.v1.tar"
+
+
+def write_oci_index(outdir, name, tag, platforms, corrupt_layer=False, compressions=None):
+    """Writes NAME.oci.tar: index.json names one image index, which lists one manifest per
+    platform in `platforms` ([(arch, layers)]). `corrupt_layer` flips a byte of the first
+    layer blob while keeping its name, so the blob no longer matches its digest."""
+    blobs = {}
+    entries = []
+    for arch, layers in platforms:
+        raw = [layer.bytes() for layer in layers]
+        diff_ids = [sha256(b) for b in raw]
+        config = json.loads(config_json(diff_ids, cmd=["sh"]))
+        config["architecture"] = arch
+        config = json.dumps(config, sort_keys=True).encode()
+        blobs[sha256(config)] = config
+        descs = []
+        for i, b in enumerate(raw):
+            how = (compressions or ["gzip"] * len(raw))[i]
+            blob, media_type = compress(b, how)
+            d = sha256(blob)
+            if corrupt_layer and i == 0:
+                blob = bytearray(blob)
+                blob[len(blob) // 2] ^= 0xFF
+                blob = bytes(blob)
+            blobs[d] = blob
+            descs.append({"mediaType": media_type, "digest": d, "size": len(blob)})
+        manifest = json.dumps({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha256(config), "size": len(config)},
+            "layers": descs,
+        }, sort_keys=True).encode()
+        blobs[sha256(manifest)] = manifest
+        entries.append({"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": sha256(manifest),
+                        "size": len(manifest), "platform": {"architecture": arch, "os": "linux"}})
+    inner = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+                        "manifests": entries}, sort_keys=True).encode()
+    blobs[sha256(inner)] = inner
+    index = json.dumps({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [{"mediaType": "application/vnd.oci.image.index.v1+json", "digest": sha256(inner),
+                       "size": len(inner), "annotations": {"org.opencontainers.image.ref.name": tag.rsplit(":", 1)[1],
+                                                          "io.containerd.image.name": tag}}],
+    }).encode()
+    path = os.path.join(outdir, name + ".oci.tar")
+    with tarfile.open(path + ".tmp", "w") as out:
+        oci_add(out, "oci-layout", b'{"imageLayoutVersion": "1.0.0"}')
+        oci_add(out, "index.json", index)
+        for d, b in blobs.items():
+            oci_add(out, "blobs/sha256/" + d.split(":")[1], b)
+    os.replace(path + ".tmp", path)
+    print(f"{name}: {tag} platforms={[a for a, _ in platforms]}")
+
+
+def write_bad_diff_id(outdir):
+    """baddiffid.docker.tar: a docker-save archive whose config names a diff id the layer
+    does not have."""
+    raw = busybox_base().bytes()
+    wrong = "sha256:" + "0" * 64
+    config = config_json([wrong], cmd=["sh"])
+    cd = sha256(config).split(":")[1]
+    path = os.path.join(outdir, "baddiffid.docker.tar")
+    with tarfile.open(path + ".tmp", "w") as out:
+        oci_add(out, "layer/layer.tar", raw)
+        oci_add(out, cd + ".json", config)
+        oci_add(out, "manifest.json", json.dumps([{"Config": cd + ".json", "RepoTags": ["coracle.test/baddiffid:v1"],
+                                                   "Layers": ["layer/layer.tar"]}]).encode())
+    os.replace(path + ".tmp", path)
+    print("baddiffid: coracle.test/baddiffid:v1 (diff id does not match)")
+
+
 def main():
     outdir = sys.argv[1] if len(sys.argv) > 1 else "target/test-images"
     os.makedirs(outdir, exist_ok=True)
@@ -214,6 +308,18 @@ def main():
     write_archives(outdir, "entrypoint", "coracle.test/entrypoint:v1", [busybox_base()],
                    entrypoint=["echo", "entrypoint"], cmd=["default-arg"], user="1000:1000", workdir="/home/user",
                    env=["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "IMAGE_VAR=from-image"])
+
+    # multiarch: an index with linux/amd64 and linux/arm64 (the arm64 one is busybox too)
+    write_oci_index(outdir, "multiarch", "coracle.test/multiarch:v1",
+                    [("amd64", [busybox_base()]), ("arm64", [busybox_base()])])
+    # armonly: an index with linux/arm64 only, for the platform mismatch error
+    write_oci_index(outdir, "armonly", "coracle.test/armonly:v1", [("arm64", [busybox_base()])])
+    # mixed: one layer each zstd, gzip and uncompressed (the layers of `layered`)
+    write_oci_index(outdir, "mixed", "coracle.test/mixed:v1", [("amd64", [busybox_base(), upper, top])],
+                    compressions=["zstd", "gzip", "none"])
+    # badblob: a layer blob that does not match its digest
+    write_oci_index(outdir, "badblob", "coracle.test/badblob:v1", [("amd64", [busybox_base()])], corrupt_layer=True)
+    write_bad_diff_id(outdir)
 
 
 if __name__ == "__main__":

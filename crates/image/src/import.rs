@@ -115,13 +115,14 @@ impl ImageStore {
 
         let mut layers = Vec::new();
         for ((path, descriptor), diff_id) in found.layers.iter().zip(&summary.diff_ids) {
+            // Even a layer the store has must not come from a corrupt archive unnoticed.
+            if let Some(d) = descriptor {
+                verify_file(operation, path, d)?;
+            }
             let _guard = lock(&self.paths.layer_lock(diff_id), true)?;
             let size = if self.has_layer(diff_id) {
                 self.layer_size(diff_id)?
             } else {
-                if let Some(d) = descriptor {
-                    verify_file(operation, path, d)?;
-                }
                 self.unpack_layer(operation, path, diff_id)?
             };
             layers.push(LayerRecord {

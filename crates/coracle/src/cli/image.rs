@@ -85,7 +85,7 @@ pub async fn run(global: &GlobalArgs, cmd: ImageCommand) -> anyhow::Result<i32> 
                     println!("{}", image.id);
                 }
             } else {
-                print!("{}", table(&images, digests));
+                emit(&table(&images, digests));
             }
         }
         ImageCommand::Inspect { references } => {
@@ -104,7 +104,7 @@ pub async fn run(global: &GlobalArgs, cmd: ImageCommand) -> anyhow::Result<i32> 
             } else {
                 serde_json::Value::Array(out)
             };
-            println!("{}", serde_json::to_string_pretty(&value)?);
+            emit(&format!("{}\n", serde_json::to_string_pretty(&value)?));
         }
         ImageCommand::Rm { references } => {
             for reference in &references {
@@ -122,6 +122,12 @@ pub async fn run(global: &GlobalArgs, cmd: ImageCommand) -> anyhow::Result<i32> 
         }
     }
     Ok(0)
+}
+
+/// Writes `text` to stdout; a closed pipe (`| head`) is not an error.
+fn emit(text: &str) {
+    use std::io::Write;
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
 }
 
 /// `coracle image inspect`'s JSON for one image.
@@ -189,6 +195,7 @@ fn table(images: &[Image], digests: bool) -> String {
             rows.push(row);
         }
     }
+    rows[1..].sort();
     let widths: Vec<usize> = (0..rows[0].len())
         .map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0))
         .collect();
