@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{Container, Pod, PodSpec, Probe, Volume};
 
+use crate::manifest::Object;
+
 /// `terminationGracePeriodSeconds` when the manifest gives none.
 pub const DEFAULT_GRACE_PERIOD_SECONDS: i64 = 30;
 /// Mode of files projected from ConfigMaps and Secrets (0644).
@@ -23,6 +25,21 @@ pub fn default_pod(pod: &mut Pod) {
     let init = spec.init_containers.iter_mut().flatten();
     for ctr in spec.containers.iter_mut().chain(init) {
         default_requests_from_limits(ctr);
+    }
+}
+
+/// Defaults any manifest object: namespace `default`, and the Pod or the workload's pod
+/// template.
+pub fn default_object(object: &mut Object) {
+    if let Object::Pod(pod) = object {
+        return default_pod(pod);
+    }
+    let meta = object.metadata_mut();
+    if meta.namespace.as_deref().unwrap_or("").is_empty() {
+        meta.namespace = Some("default".to_string());
+    }
+    if let Some(spec) = object.pod_template_mut().and_then(|t| t.spec.as_mut()) {
+        default_pod_spec(spec);
     }
 }
 

@@ -5,9 +5,10 @@
 //!   and the workloads carrying pod templates), flattening `kind: List` and reporting unknown
 //!   fields as warnings.
 //! * [`defaults`] — `default_pod(&mut Pod)` and `default_pod_spec(&mut PodSpec)` fill in what
-//!   the API server fills in on create.
+//!   the API server fills in on create; `default_object(&mut Object)` does it for any
+//!   manifest object (a workload's pod template included).
 //! * [`validation`] — `validate_pod(&Pod)`, `validate_pod_update(new, old)` and
-//!   `validate_pod_template(..)` return [`validation::ValidationErrors`], whose `Display` is
+//!   `validate_pod_template(..)` / `validate_object(&mut Object)` return [`validation::ValidationErrors`], whose `Display` is
 //!   kube-apiserver's 422 message and whose `causes()` are the `Status` causes.
 //! * [`legacy`] — `convert_legacy_init_containers(&mut ObjectMeta, &mut PodSpec)` turns the
 //!   pre-1.8 `pod.{alpha,beta}.kubernetes.io/init-containers` annotations into

@@ -134,6 +134,20 @@ impl Object {
         }
     }
 
+    /// The object's metadata, mutably.
+    pub fn metadata_mut(&mut self) -> &mut ObjectMeta {
+        match self {
+            Object::Pod(o) => &mut o.metadata,
+            Object::ConfigMap(o) => &mut o.metadata,
+            Object::Secret(o) => &mut o.metadata,
+            Object::Deployment(o) => &mut o.metadata,
+            Object::DaemonSet(o) => &mut o.metadata,
+            Object::StatefulSet(o) => &mut o.metadata,
+            Object::ReplicaSet(o) => &mut o.metadata,
+            Object::Job(o) => &mut o.metadata,
+        }
+    }
+
     /// The object's name (empty when only `generateName` is given).
     pub fn name(&self) -> &str {
         self.metadata().name.as_deref().unwrap_or("")

@@ -19,6 +19,8 @@ pub use update::validate_pod_update;
 
 use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
 
+use crate::manifest::Object;
+
 /// Validates a Pod about to be created: metadata, then the whole spec.
 ///
 /// Call it on a defaulted Pod (see [`crate::defaults::default_pod`]); fields the API server
@@ -69,6 +71,24 @@ pub fn validate_pod_template(
         )),
     }
     ValidationErrors::check(kind, name, errs)
+}
+
+/// Validates any manifest object: a Pod fully, a workload's metadata and pod template
+/// (`spec.template`), a ConfigMap's or Secret's metadata.
+pub fn validate_object(object: &mut Object) -> Result<(), ValidationErrors> {
+    if let Object::Pod(pod) = object {
+        return validate_pod(pod);
+    }
+    let (kind, name) = (object.kind(), object.name().to_string());
+    let mut errs = Vec::new();
+    meta::validate_object_meta(object.metadata(), true, &Path::new("metadata"), &mut errs);
+    let path = Path::new("spec").child("template");
+    if let Some(template) = object.pod_template_mut() {
+        if let Err(e) = validate_pod_template(template, kind, &name, &path) {
+            errs.extend(e.errors);
+        }
+    }
+    ValidationErrors::check(kind, &name, errs)
 }
 
 #[cfg(test)]

@@ -370,3 +370,14 @@ fn update_may_not_add_containers() {
         ["spec.containers: Forbidden: pod updates may not add or remove containers"]
     );
 }
+
+#[test]
+fn defaulted_workload_objects_validate_their_templates() {
+    let text = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec:\n  selector: {matchLabels: {a: b}}\n  template:\n    metadata: {labels: {a: b}}\n    spec: {containers: [{name: c, image: b}, {name: c, image: b}]}\n";
+    let mut obj = crate::manifest::load_documents(text, "d.yaml")
+        .unwrap()
+        .remove(0);
+    crate::defaults::default_object(&mut obj);
+    let err = validate_object(&mut obj).unwrap_err();
+    assert_eq!(err.to_string(), "Deployment \"d\" is invalid: spec.template.spec.containers[1].name: Duplicate value: \"c\"");
+}
