@@ -8,6 +8,7 @@
 mod container;
 mod errors;
 mod meta;
+mod probe;
 mod resources;
 mod spec;
 mod update;
