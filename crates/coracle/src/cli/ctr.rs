@@ -133,7 +133,8 @@ pub enum SandboxCommand {
 
 /// Runs one `coracle ctr` subcommand.
 pub async fn run(global: &GlobalArgs, cmd: CtrCommand) -> anyhow::Result<i32> {
-    let run_dir = std::env::var_os("CORACLE_RUN_DIR").map_or_else(|| PathBuf::from("/run/coracle"), PathBuf::from);
+    let run_dir = std::env::var_os("CORACLE_RUN_DIR")
+        .map_or_else(|| PathBuf::from("/run/coracle"), PathBuf::from);
     let shim_exe = std::env::current_exe().context("cannot find the coracle binary")?;
     let rt = ContainerRuntime::new(&global.data_dir, &run_dir, shim_exe);
     let ctr_dir = |id: &str| global.data_dir.join("ctr").join(id);
@@ -145,9 +146,10 @@ pub async fn run(global: &GlobalArgs, cmd: CtrCommand) -> anyhow::Result<i32> {
             for (id, status) in rt.list()? {
                 let (state, details) = match status {
                     ContainerStatus::Created => ("created".to_string(), String::new()),
-                    ContainerStatus::Running { pid, started_at } => {
-                        ("running".to_string(), format!("pid {pid}, since {}", started_at.to_rfc3339()))
-                    }
+                    ContainerStatus::Running { pid, started_at } => (
+                        "running".to_string(),
+                        format!("pid {pid}, since {}", started_at.to_rfc3339()),
+                    ),
                     ContainerStatus::Exited(exit) => (
                         "exited".to_string(),
                         format!("code {} ({})", exit.exit_code, exit.reason.as_str()),
@@ -188,7 +190,11 @@ pub async fn run(global: &GlobalArgs, cmd: CtrCommand) -> anyhow::Result<i32> {
             let _ = std::fs::remove_dir_all(ctr_dir(&id));
             Ok(0)
         }
-        CtrCommand::Sandbox(SandboxCommand::Create { dir, hostname, host_network }) => {
+        CtrCommand::Sandbox(SandboxCommand::Create {
+            dir,
+            hostname,
+            host_network,
+        }) => {
             let ns = coracle_runtime::create_sandbox(&dir, &hostname, host_network)?;
             println!("{}", ns.net.display());
             Ok(0)
@@ -200,10 +206,17 @@ pub async fn run(global: &GlobalArgs, cmd: CtrCommand) -> anyhow::Result<i32> {
     }
 }
 
-async fn run_container(global: &GlobalArgs, rt: &ContainerRuntime, args: RunArgs) -> anyhow::Result<i32> {
+async fn run_container(
+    global: &GlobalArgs,
+    rt: &ContainerRuntime,
+    args: RunArgs,
+) -> anyhow::Result<i32> {
     let store = ImageStore::open(&global.data_dir)?;
     let image = store.get(&args.image)?.with_context(|| {
-        format!("image \"{}\" not found: import it with `coracle image import` or pull it", args.image)
+        format!(
+            "image \"{}\" not found: import it with `coracle image import` or pull it",
+            args.image
+        )
     })?;
 
     let id = args.name.clone().unwrap_or_else(generated_id);
@@ -213,7 +226,8 @@ async fn run_container(global: &GlobalArgs, rt: &ContainerRuntime, args: RunArgs
     }
     let sandbox = match &args.net_sandbox {
         Some(sb) => Some(
-            coracle_runtime::load_sandbox(sb).with_context(|| format!("no sandbox in {}", sb.display()))?,
+            coracle_runtime::load_sandbox(sb)
+                .with_context(|| format!("no sandbox in {}", sb.display()))?,
         ),
         None => None,
     };
@@ -227,7 +241,10 @@ async fn run_container(global: &GlobalArgs, rt: &ContainerRuntime, args: RunArgs
         env: args
             .env
             .iter()
-            .map(|kv| kv.split_once('=').map_or((kv.clone(), String::new()), |(k, v)| (k.into(), v.into())))
+            .map(|kv| {
+                kv.split_once('=')
+                    .map_or((kv.clone(), String::new()), |(k, v)| (k.into(), v.into()))
+            })
             .collect(),
         image_config: image.config,
         layers: image.layers,
@@ -273,7 +290,10 @@ fn container_spec(id: &str, args: &RunArgs) -> Container {
         command: (!args.command.is_empty()).then(|| args.command.clone()),
         args: (!args.args.is_empty()).then(|| args.args.clone()),
         working_dir: args.workdir.clone(),
-        resources: (!limits.is_empty()).then(|| ResourceRequirements { limits: Some(limits), ..Default::default() }),
+        resources: (!limits.is_empty()).then(|| ResourceRequirements {
+            limits: Some(limits),
+            ..Default::default()
+        }),
         ..Default::default()
     }
 }
@@ -302,17 +322,30 @@ fn parse_signal(text: &str) -> anyhow::Result<Signal> {
         return Signal::try_from(n).with_context(|| format!("invalid signal {text}"));
     }
     let upper = text.to_ascii_uppercase();
-    let name = if upper.starts_with("SIG") { upper } else { format!("SIG{upper}") };
-    name.parse().with_context(|| format!("invalid signal {text}"))
+    let name = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
+    name.parse()
+        .with_context(|| format!("invalid signal {text}"))
 }
 
 /// Prints the log's records to stdout and stderr; with `follow`, until the container exited.
-async fn print_logs(rt: &ContainerRuntime, id: &str, log: &Path, follow: bool) -> anyhow::Result<()> {
+async fn print_logs(
+    rt: &ContainerRuntime,
+    id: &str,
+    log: &Path,
+    follow: bool,
+) -> anyhow::Result<()> {
     let mut follower = loop {
         match LogFollower::open(log) {
             Ok(f) => break f,
             Err(err) if follow && err.kind() == std::io::ErrorKind::NotFound => {
-                if !matches!(rt.status(id)?, ContainerStatus::Running { .. } | ContainerStatus::Created) {
+                if !matches!(
+                    rt.status(id)?,
+                    ContainerStatus::Running { .. } | ContainerStatus::Created
+                ) {
                     return Ok(());
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
@@ -326,7 +359,11 @@ async fn print_logs(rt: &ContainerRuntime, id: &str, log: &Path, follow: bool) -
         let mut out = std::io::stdout().lock();
         let mut err = std::io::stderr().lock();
         for line in follower.read_new()? {
-            let sink: &mut dyn Write = if line.stream == Stream::Stdout { &mut out } else { &mut err };
+            let sink: &mut dyn Write = if line.stream == Stream::Stdout {
+                &mut out
+            } else {
+                &mut err
+            };
             sink.write_all(&line.text)?;
             if !line.partial {
                 sink.write_all(b"\n")?;
@@ -346,5 +383,8 @@ fn generated_id() -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
-    format!("ctr-{:x}", (nanos as u64) ^ ((std::process::id() as u64) << 40))
+    format!(
+        "ctr-{:x}",
+        (nanos as u64) ^ ((std::process::id() as u64) << 40)
+    )
 }
