@@ -15,7 +15,12 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Clone, clap::Args)]
 pub struct GlobalArgs {
     /// Where coracle keeps images, containers and pod state.
-    #[arg(long, global = true, env = "CORACLE_DATA_DIR", default_value = "/var/lib/coracle")]
+    #[arg(
+        long,
+        global = true,
+        env = "CORACLE_DATA_DIR",
+        default_value = "/var/lib/coracle"
+    )]
     pub data_dir: PathBuf,
 
     /// Registry mirrors, TLS settings and credentials, in the k3s `registries.yaml` format.
@@ -29,7 +34,11 @@ pub struct GlobalArgs {
 }
 
 #[derive(Debug, Parser)]
-#[command(name = "coracle", version, about = "Run Kubernetes pods on one Linux machine")]
+#[command(
+    name = "coracle",
+    version,
+    about = "Run Kubernetes pods on one Linux machine"
+)]
 struct Cli {
     #[command(flatten)]
     global: GlobalArgs,
@@ -50,6 +59,9 @@ enum Command {
 
     /// Rewrite manifests using the legacy init-container annotations into spec.initContainers.
     Convert(cli::convert::ConvertArgs),
+
+    /// Run the Pods of manifests in the foreground (no server), until they finish or Ctrl-C.
+    Run(cli::run::RunArgs),
 
     /// Internal: the per-container helper process. Not for direct use.
     #[command(hide = true)]
@@ -81,6 +93,7 @@ fn main() -> ExitCode {
             Command::Image(cmd) => cli::image::run(&cli.global, cmd).await,
             Command::Ctr(cmd) => cli::ctr::run(&cli.global, cmd).await,
             Command::Convert(args) => cli::convert::run(args),
+            Command::Run(args) => cli::run::run(&cli.global, args).await,
             Command::Shim(_) => unreachable!("dispatched above"),
         }
     });

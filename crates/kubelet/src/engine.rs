@@ -121,12 +121,10 @@ impl Kubelet {
         if pod.metadata.name.is_none() {
             return Err(KubeletError::Unnamed);
         }
-        let uid = pod
-            .metadata
-            .uid
-            .get_or_insert_with(new_uid)
-            .clone();
-        pod.metadata.namespace.get_or_insert_with(|| "default".into());
+        let uid = pod.metadata.uid.get_or_insert_with(new_uid).clone();
+        pod.metadata
+            .namespace
+            .get_or_insert_with(|| "default".into());
         if let Some(spec) = pod.spec.as_mut() {
             spec.node_name = Some(self.node.config.node_name.clone());
         }
@@ -170,7 +168,12 @@ impl Kubelet {
 
     /// Asks the pod to be deleted with `grace` seconds (the pod's own when `None`).
     pub async fn delete(&self, uid: &str, grace: Option<i64>) {
-        let tx = self.pods.lock().expect("pod map lock").get(uid).map(|h| h.tx.clone());
+        let tx = self
+            .pods
+            .lock()
+            .expect("pod map lock")
+            .get(uid)
+            .map(|h| h.tx.clone());
         if let Some(tx) = tx {
             let _ = tx.send(Message::Delete(grace)).await;
         }
@@ -178,7 +181,12 @@ impl Kubelet {
 
     /// Waits until the pod's worker has removed it.
     pub async fn wait_removed(&self, uid: &str) {
-        let task = self.pods.lock().expect("pod map lock").remove(uid).map(|h| h.task);
+        let task = self
+            .pods
+            .lock()
+            .expect("pod map lock")
+            .remove(uid)
+            .map(|h| h.task);
         if let Some(task) = task {
             let _ = task.await;
         }
@@ -186,7 +194,12 @@ impl Kubelet {
 
     /// Uids of the pods this kubelet runs.
     pub fn pod_uids(&self) -> Vec<String> {
-        self.pods.lock().expect("pod map lock").keys().cloned().collect()
+        self.pods
+            .lock()
+            .expect("pod map lock")
+            .keys()
+            .cloned()
+            .collect()
     }
 }
 
@@ -216,7 +229,11 @@ fn mem_total() -> u64 {
         .and_then(|s| {
             s.lines()
                 .find(|l| l.starts_with("MemTotal:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse::<u64>().ok()))
+                .and_then(|l| {
+                    l.split_whitespace()
+                        .nth(1)
+                        .and_then(|v| v.parse::<u64>().ok())
+                })
         })
         .map_or(0, |kb| kb * 1024)
 }

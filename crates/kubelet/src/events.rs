@@ -4,8 +4,8 @@
 //! does not know who listens: `coracle run` prints them, the API server stores them. Both
 //! implement [`PodObserver`].
 
-use k8s_openapi::api::core::v1::Pod;
 use jiff::Timestamp;
+use k8s_openapi::api::core::v1::Pod;
 
 /// `Normal` or `Warning`, as in `kubectl get events`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

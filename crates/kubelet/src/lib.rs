@@ -16,17 +16,17 @@
 //!   (ConfigMaps, Secrets) they read.
 
 pub mod backoff;
+pub mod engine;
 pub mod env;
 pub mod events;
+pub mod node;
 pub mod objects;
 pub mod plan;
+pub mod sandbox;
+pub mod start;
 pub mod state;
 pub mod status;
 pub mod volumes;
-pub mod engine;
-pub mod node;
-pub mod sandbox;
-pub mod start;
 pub mod worker;
 
 pub use backoff::BackoffPolicy;

@@ -16,8 +16,8 @@
 
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Container, Pod};
 use jiff::Timestamp;
+use k8s_openapi::api::core::v1::{Container, Pod};
 
 use crate::backoff::{self, BackoffPolicy};
 use crate::state::{ContainerRecord, PodState};
@@ -50,7 +50,10 @@ impl ContainerRef {
         let spec = pod.spec.as_ref().expect("admitted pods have a spec");
         match self.kind {
             ContainerKind::App => &spec.containers[self.index],
-            _ => &spec.init_containers.as_ref().expect("init container exists")[self.index],
+            _ => &spec
+                .init_containers
+                .as_ref()
+                .expect("init container exists")[self.index],
         }
     }
 
@@ -96,20 +99,29 @@ pub fn containers(pod: &Pod) -> Vec<ContainerRef> {
     let Some(spec) = pod.spec.as_ref() else {
         return Vec::new();
     };
-    let init = spec.init_containers.iter().flatten().enumerate().map(|(i, c)| ContainerRef {
-        kind: if is_sidecar(c) {
-            ContainerKind::Sidecar
-        } else {
-            ContainerKind::Init
-        },
-        index: i,
-        name: c.name.clone(),
-    });
-    let app = spec.containers.iter().enumerate().map(|(i, c)| ContainerRef {
-        kind: ContainerKind::App,
-        index: i,
-        name: c.name.clone(),
-    });
+    let init = spec
+        .init_containers
+        .iter()
+        .flatten()
+        .enumerate()
+        .map(|(i, c)| ContainerRef {
+            kind: if is_sidecar(c) {
+                ContainerKind::Sidecar
+            } else {
+                ContainerKind::Init
+            },
+            index: i,
+            name: c.name.clone(),
+        });
+    let app = spec
+        .containers
+        .iter()
+        .enumerate()
+        .map(|(i, c)| ContainerRef {
+            kind: ContainerKind::App,
+            index: i,
+            name: c.name.clone(),
+        });
     init.chain(app).collect()
 }
 
@@ -152,8 +164,14 @@ pub fn plan(state: &PodState, policy: &BackoffPolicy, now: Timestamp) -> Vec<Ste
     }
 
     let all = containers(&state.pod);
-    let inits: Vec<&ContainerRef> = all.iter().filter(|c| c.kind != ContainerKind::App).collect();
-    let apps: Vec<&ContainerRef> = all.iter().filter(|c| c.kind == ContainerKind::App).collect();
+    let inits: Vec<&ContainerRef> = all
+        .iter()
+        .filter(|c| c.kind != ContainerKind::App)
+        .collect();
+    let apps: Vec<&ContainerRef> = all
+        .iter()
+        .filter(|c| c.kind == ContainerKind::App)
+        .collect();
     let record = |c: &ContainerRef| state.record(&c.name).cloned().unwrap_or_default();
 
     // Every app container finished for good: stop the sidecars, do not restart them
@@ -399,11 +417,25 @@ mod tests {
     fn repeated_failures_wait_out_the_backoff() {
         let mut state = pod_state("OnFailure", &[("a", false)], &["app"]);
         set(&mut state, "a", 0, Some(1));
-        let key = backoff_key(&state.pod, &state.pod.spec.as_ref().unwrap().init_containers.as_ref().unwrap()[0]);
-        state.backoff.insert(key, crate::backoff::next(&P, None, t(1), t(1)));
+        let key = backoff_key(
+            &state.pod,
+            &state
+                .pod
+                .spec
+                .as_ref()
+                .unwrap()
+                .init_containers
+                .as_ref()
+                .unwrap()[0],
+        );
+        state
+            .backoff
+            .insert(key, crate::backoff::next(&P, None, t(1), t(1)));
         set(&mut state, "a", 1, Some(1)); // exits at t(2)
         match &plan(&state, &P, t(5))[0] {
-            Step::BackOff { delay, remaining, .. } => {
+            Step::BackOff {
+                delay, remaining, ..
+            } => {
                 assert_eq!(*delay, Duration::from_secs(10));
                 assert_eq!(*remaining, Duration::from_secs(7));
             }

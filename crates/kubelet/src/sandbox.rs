@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 
 use coracle_network::{PodRef, PortMapping};
 use coracle_runtime::{Mount, Propagation, SandboxNamespaces};
-use k8s_openapi::api::core::v1::Pod;
 use jiff::Timestamp;
+use k8s_openapi::api::core::v1::Pod;
 
 use crate::node::Node;
 use crate::state::SandboxRecord;
@@ -49,13 +49,21 @@ pub fn hostname(pod: &Pod) -> String {
         .hostname
         .unwrap_or_else(|| pod.metadata.name.clone().unwrap_or_default());
     // A hostname is at most 63 characters; upstream truncates longer pod names.
-    name.chars().take(63).collect::<String>().trim_end_matches(['-', '.']).to_string()
+    name.chars()
+        .take(63)
+        .collect::<String>()
+        .trim_end_matches(['-', '.'])
+        .to_string()
 }
 
 /// Identifies the pod to the network plugins.
 pub fn pod_ref(pod: &Pod, sandbox_id: &str) -> PodRef {
     PodRef {
-        namespace: pod.metadata.namespace.clone().unwrap_or_else(|| "default".into()),
+        namespace: pod
+            .metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".into()),
         name: pod.metadata.name.clone().unwrap_or_default(),
         uid: pod.metadata.uid.clone().unwrap_or_default(),
         sandbox_id: sandbox_id.to_string(),
@@ -130,7 +138,10 @@ pub async fn create(
         ips.push(node.host_ip().to_string());
     } else if let Some(network) = &node.network {
         let netns = dir.join("net");
-        match network.setup(&pod_ref(pod, &id), &netns, &port_mappings(pod)).await {
+        match network
+            .setup(&pod_ref(pod, &id), &netns, &port_mappings(pod))
+            .await
+        {
             Ok(status) => ips = status.ips.iter().map(|ip| ip.to_string()).collect(),
             Err(err) => {
                 let _ = coracle_runtime::remove_sandbox(&dir);

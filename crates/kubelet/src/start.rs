@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use coracle_image::Image;
 use coracle_runtime::{ContainerConfig, Mount, Propagation};
-use k8s_openapi::api::core::v1::{Container, Pod};
 use jiff::Timestamp;
+use k8s_openapi::api::core::v1::{Container, Pod};
 
 use crate::backoff::{self, go_duration};
 use crate::events::{EventType, PodEvent, Reason};
@@ -44,7 +44,11 @@ pub fn emit(
     message: String,
     field_path: Option<String>,
 ) {
-    tracing::debug!(pod = pod.metadata.name.as_deref(), reason = reason.as_str(), "{message}");
+    tracing::debug!(
+        pod = pod.metadata.name.as_deref(),
+        reason = reason.as_str(),
+        "{message}"
+    );
     let event = PodEvent {
         type_,
         reason,
@@ -86,7 +90,14 @@ pub async fn start(
             };
             if state.record(&c.name).and_then(|r| r.waiting.as_ref()) != Some(&waiting) {
                 let msg = format!("Error: {message}");
-                emit(node, &pod, EventType::Warning, Reason::Failed, msg, Some(c.field_path()));
+                emit(
+                    node,
+                    &pod,
+                    EventType::Warning,
+                    Reason::Failed,
+                    msg,
+                    Some(c.field_path()),
+                );
             }
             state.record_mut(&c.name).waiting = Some(waiting);
             return Outcome::Held(retry);
@@ -96,7 +107,10 @@ pub async fn start(
 
     // A new instance: the previous exit moves to lastState, back-off moves on.
     let now = Timestamp::now();
-    let sandbox = state.sandbox.clone().expect("containers start inside a sandbox");
+    let sandbox = state
+        .sandbox
+        .clone()
+        .expect("containers start inside a sandbox");
     let key = crate::plan::backoff_key(&state.pod, &container);
     let rec = state.record_mut(&c.name);
     let attempt = rec.attempts;
@@ -113,7 +127,10 @@ pub async fn start(
     }
 
     let id = new_container_id();
-    let log_path = pod_dir.join("logs").join(&c.name).join(format!("{attempt}.log"));
+    let log_path = pod_dir
+        .join("logs")
+        .join(&c.name)
+        .join(format!("{attempt}.log"));
     let term_path = pod_dir
         .join("containers")
         .join(&c.name)
@@ -135,7 +152,10 @@ pub async fn start(
     });
     // The pod's /etc files, unless a volume already mounts over them.
     for m in crate::sandbox::etc_mounts(pod_dir) {
-        if !all_mounts.iter().any(|x| x.container_path == m.container_path) {
+        if !all_mounts
+            .iter()
+            .any(|x| x.container_path == m.container_path)
+        {
             all_mounts.push(m);
         }
     }
@@ -163,7 +183,11 @@ pub async fn start(
         layers: image.layers.clone(),
         mounts: all_mounts,
         sandbox: Some(crate::sandbox::namespaces(&sandbox)),
-        pod_security: state.pod.spec.as_ref().and_then(|s| s.security_context.clone()),
+        pod_security: state
+            .pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.security_context.clone()),
         hostname: Some(crate::sandbox::hostname(&state.pod)),
         cgroup_parent: format!("/coracle/pod-{uid}"),
         pids_limit: None,
@@ -171,7 +195,14 @@ pub async fn start(
     };
 
     let created = format!("Created container: {}", c.name);
-    emit(node, &pod, EventType::Normal, Reason::Created, created, Some(c.field_path()));
+    emit(
+        node,
+        &pod,
+        EventType::Normal,
+        Reason::Created,
+        created,
+        Some(c.field_path()),
+    );
     let outcome = match node.runtime.start(config).await {
         Ok(status) => {
             instance.started_at = Some(match status {
@@ -181,7 +212,14 @@ pub async fn start(
                 _ => Timestamp::now(),
             });
             let started = format!("Started container {}", c.name);
-            emit(node, &pod, EventType::Normal, Reason::Started, started, Some(c.field_path()));
+            emit(
+                node,
+                &pod,
+                EventType::Normal,
+                Reason::Started,
+                started,
+                Some(c.field_path()),
+            );
             tracing::info!(pod = pod.metadata.name.as_deref(), container = %c.name, "container started");
             Outcome::Started
         }
@@ -194,7 +232,14 @@ pub async fn start(
             instance.reason = Some("StartError".into());
             instance.message = Some(message.clone());
             let msg = format!("Error: {message}");
-            emit(node, &pod, EventType::Warning, Reason::Failed, msg, Some(c.field_path()));
+            emit(
+                node,
+                &pod,
+                EventType::Warning,
+                Reason::Failed,
+                msg,
+                Some(c.field_path()),
+            );
             tracing::info!(pod = pod.metadata.name.as_deref(), container = %c.name, "container failed to start: {message}");
             let _ = node.runtime.remove(&id);
             Outcome::StartFailed
@@ -358,15 +403,34 @@ async fn ensure_image(
                 .unwrap_or(detail);
             let waiting = Waiting {
                 reason: "ImagePullBackOff".into(),
-                message: Some(format!("Back-off pulling image {name:?}: ErrImagePull: {detail}")),
+                message: Some(format!(
+                    "Back-off pulling image {name:?}: ErrImagePull: {detail}"
+                )),
             };
-            if state.record(&c.name).and_then(|r| r.waiting.as_ref()).map(|w| &w.reason)
+            if state
+                .record(&c.name)
+                .and_then(|r| r.waiting.as_ref())
+                .map(|w| &w.reason)
                 != Some(&waiting.reason)
             {
                 let msg = format!("Back-off pulling image {name:?}");
-                emit(node, &pod, EventType::Normal, Reason::BackOff, msg, field.clone());
+                emit(
+                    node,
+                    &pod,
+                    EventType::Normal,
+                    Reason::BackOff,
+                    msg,
+                    field.clone(),
+                );
                 let msg = "Error: ImagePullBackOff".to_string();
-                emit(node, &pod, EventType::Warning, Reason::Failed, msg, field.clone());
+                emit(
+                    node,
+                    &pod,
+                    EventType::Warning,
+                    Reason::Failed,
+                    msg,
+                    field.clone(),
+                );
             }
             state.record_mut(&c.name).waiting = Some(waiting);
             return Err(left);
@@ -379,7 +443,14 @@ async fn ensure_image(
             let msg = format!(
                 "Failed to apply default image tag {name:?}: couldn't parse image name {name:?}: invalid reference format"
             );
-            emit(node, &pod, EventType::Warning, Reason::InspectFailed, msg.clone(), field.clone());
+            emit(
+                node,
+                &pod,
+                EventType::Warning,
+                Reason::InspectFailed,
+                msg.clone(),
+                field.clone(),
+            );
             state.record_mut(&c.name).waiting = Some(Waiting {
                 reason: "InvalidImageName".into(),
                 message: Some(msg),
@@ -397,8 +468,22 @@ async fn ensure_image(
     match (pull_policy.as_str(), present) {
         ("Never", None) => {
             let msg = format!("Container image {name:?} is not present with pull policy of Never");
-            emit(node, &pod, EventType::Warning, Reason::ErrImageNeverPull, msg.clone(), field.clone());
-            emit(node, &pod, EventType::Warning, Reason::Failed, "Error: ErrImageNeverPull".into(), field);
+            emit(
+                node,
+                &pod,
+                EventType::Warning,
+                Reason::ErrImageNeverPull,
+                msg.clone(),
+                field.clone(),
+            );
+            emit(
+                node,
+                &pod,
+                EventType::Warning,
+                Reason::Failed,
+                "Error: ErrImageNeverPull".into(),
+                field,
+            );
             state.record_mut(&c.name).waiting = Some(Waiting {
                 reason: "ErrImageNeverPull".into(),
                 message: Some(msg),
@@ -424,11 +509,22 @@ async fn pull(
     let pod = state.pod.clone();
     let field = Some(c.field_path());
     let msg = format!("Pulling image {name:?}");
-    emit(node, &pod, EventType::Normal, Reason::Pulling, msg, field.clone());
+    emit(
+        node,
+        &pod,
+        EventType::Normal,
+        Reason::Pulling,
+        msg,
+        field.clone(),
+    );
 
     let started = Instant::now();
     let progress = |_p: coracle_image::PullProgress| {};
-    match node.images.pull(name, &node.config.registries, &progress).await {
+    match node
+        .images
+        .pull(name, &node.config.registries, &progress)
+        .await
+    {
         Ok(image) => {
             let took = go_duration_precise(started.elapsed());
             let msg = format!(
@@ -442,8 +538,22 @@ async fn pull(
         Err(err) => {
             let detail = err.to_string();
             let msg = format!("Failed to pull image {name:?}: {detail}");
-            emit(node, &pod, EventType::Warning, Reason::Failed, msg, field.clone());
-            emit(node, &pod, EventType::Warning, Reason::Failed, "Error: ErrImagePull".into(), field);
+            emit(
+                node,
+                &pod,
+                EventType::Warning,
+                Reason::Failed,
+                msg,
+                field.clone(),
+            );
+            emit(
+                node,
+                &pod,
+                EventType::Warning,
+                Reason::Failed,
+                "Error: ErrImagePull".into(),
+                field,
+            );
             let now = Timestamp::now();
             let entry = state.backoff.get(key).copied();
             let next = backoff::next(&node.config.backoff, entry.as_ref(), now, now);

@@ -9,12 +9,12 @@
 //!   `Ready`, `ContainersReady`, `PodScheduled`) with its reasons and messages;
 //!   `lastTransitionTime` changes only when a condition's status does.
 
+use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{
     Container, ContainerState, ContainerStateRunning, ContainerStateTerminated,
     ContainerStateWaiting, ContainerStatus, HostIP, Pod, PodCondition, PodIP, PodStatus,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use jiff::Timestamp;
 
 use crate::plan::{self, ContainerKind, ContainerRef};
 use crate::state::{ContainerRecord, Instance, PodState};
@@ -57,7 +57,11 @@ pub fn generate(state: &mut PodState, node: &NodeAddresses, now: Timestamp) -> P
     let conditions = conditions(state, &init_statuses, &app_statuses, &phase, now);
     state.conditions = conditions.clone();
 
-    let ips: Vec<String> = state.sandbox.as_ref().map(|s| s.ips.clone()).unwrap_or_default();
+    let ips: Vec<String> = state
+        .sandbox
+        .as_ref()
+        .map(|s| s.ips.clone())
+        .unwrap_or_default();
     PodStatus {
         phase: Some(phase),
         reason,
@@ -181,7 +185,10 @@ fn st(status: &ContainerStatus) -> ContainerState {
 }
 
 fn last_terminated(status: &ContainerStatus) -> Option<&ContainerStateTerminated> {
-    status.last_state.as_ref().and_then(|s| s.terminated.as_ref())
+    status
+        .last_state
+        .as_ref()
+        .and_then(|s| s.terminated.as_ref())
 }
 
 /// Upstream's `getPhase` (reference §1.12).
@@ -269,8 +276,7 @@ pub fn get_phase(pod: &Pod, init: &[ContainerStatus], app: &[ContainerStatus]) -
     if failed_init > 0 && policy == "Never" {
         return "Failed".into();
     }
-    let phase = if ((pending_init > 0 || pending_sidecars > 0) && !any_app_created) || waiting > 0
-    {
+    let phase = if ((pending_init > 0 || pending_sidecars > 0) && !any_app_created) || waiting > 0 {
         "Pending"
     } else if running > 0 && unknown == 0 {
         "Running"
@@ -317,7 +323,11 @@ fn conditions(
         state.running.is_some() || state.terminated.is_some() || last_terminated(s).is_some()
     });
     let mut incomplete = Vec::new();
-    for c in pod.spec.iter().flat_map(|s| s.init_containers.iter().flatten()) {
+    for c in pod
+        .spec
+        .iter()
+        .flat_map(|s| s.init_containers.iter().flatten())
+    {
         let done = status_of(init, &c.name).is_some_and(|s| {
             if plan::is_sidecar(c) {
                 s.started == Some(true)
@@ -338,13 +348,20 @@ fn conditions(
             "Initialized",
             false,
             Some("ContainersNotInitialized"),
-            Some(format!("containers with incomplete status: [{}]", incomplete.join(" "))),
+            Some(format!(
+                "containers with incomplete status: [{}]",
+                incomplete.join(" ")
+            )),
         )
     };
 
     // ContainersReady: every sidecar and app container ready.
     let mut unready = Vec::new();
-    for c in pod.spec.iter().flat_map(|s| s.init_containers.iter().flatten()) {
+    for c in pod
+        .spec
+        .iter()
+        .flat_map(|s| s.init_containers.iter().flatten())
+    {
         if plan::is_sidecar(c) && !status_of(init, &c.name).is_some_and(|s| s.ready) {
             unready.push(c.name.clone());
         }
@@ -362,7 +379,10 @@ fn conditions(
             "ContainersReady",
             false,
             Some("ContainersNotReady"),
-            Some(format!("containers with unready status: [{}]", unready.join(" "))),
+            Some(format!(
+                "containers with unready status: [{}]",
+                unready.join(" ")
+            )),
         ),
     };
     let mut ready = containers_ready.clone();

@@ -13,8 +13,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Pod, PodStatus};
 use jiff::{SignedDuration, Timestamp};
+use k8s_openapi::api::core::v1::{Pod, PodStatus};
 use tokio::sync::mpsc;
 
 use crate::backoff::go_duration;
@@ -79,11 +79,23 @@ impl Worker {
             self.state.start_time = Some(Timestamp::now());
             let msg = format!(
                 "Successfully assigned {}/{} to {}",
-                self.state.pod.metadata.namespace.as_deref().unwrap_or("default"),
+                self.state
+                    .pod
+                    .metadata
+                    .namespace
+                    .as_deref()
+                    .unwrap_or("default"),
                 name,
                 self.node.config.node_name
             );
-            emit(&self.node, &self.state.pod, EventType::Normal, Reason::Scheduled, msg, None);
+            emit(
+                &self.node,
+                &self.state.pod,
+                EventType::Normal,
+                Reason::Scheduled,
+                msg,
+                None,
+            );
         }
         loop {
             let wake = self.sync().await;
@@ -142,7 +154,8 @@ impl Worker {
         self.watch_running();
 
         if let Some(deletion) = self.state.deletion.clone() {
-            self.kill_pod(deletion.grace_seconds, "Stopping container").await;
+            self.kill_pod(deletion.grace_seconds, "Stopping container")
+                .await;
             return None;
         }
         if self.state.terminal.is_some() || self.state.completed {
@@ -188,12 +201,14 @@ impl Worker {
                     wake = min_wake(wake, remaining);
                 }
                 Step::FailPod => {
-                    self.kill_pod(self.grace_period(), "Stopping container").await;
+                    self.kill_pod(self.grace_period(), "Stopping container")
+                        .await;
                     self.finish("Failed", None, None);
                     return None;
                 }
                 Step::Complete => {
-                    self.kill_pod(self.grace_period(), "Stopping container").await;
+                    self.kill_pod(self.grace_period(), "Stopping container")
+                        .await;
                     self.state.completed = true;
                     progressed = true;
                 }
@@ -294,8 +309,18 @@ impl Worker {
             )),
         };
         if self.state.record(&c.name).and_then(|r| r.waiting.as_ref()) != Some(&waiting) {
-            let msg = format!("Back-off restarting failed container {} in pod {who}", c.name);
-            emit(&self.node, pod, EventType::Warning, Reason::BackOff, msg, Some(c.field_path()));
+            let msg = format!(
+                "Back-off restarting failed container {} in pod {who}",
+                c.name
+            );
+            emit(
+                &self.node,
+                pod,
+                EventType::Warning,
+                Reason::BackOff,
+                msg,
+                Some(c.field_path()),
+            );
         }
         self.state.record_mut(&c.name).waiting = Some(waiting);
     }
@@ -312,7 +337,14 @@ impl Worker {
             }
             Err(err) => {
                 let msg = format!("Failed to create pod sandbox: {err}");
-                emit(&self.node, &self.state.pod, EventType::Warning, Reason::FailedCreatePodSandBox, msg, None);
+                emit(
+                    &self.node,
+                    &self.state.pod,
+                    EventType::Warning,
+                    Reason::FailedCreatePodSandBox,
+                    msg,
+                    None,
+                );
                 false
             }
         }
@@ -328,8 +360,16 @@ impl Worker {
             return;
         }
         let msg = "Pod sandbox changed, it will be killed and re-created.".to_string();
-        emit(&self.node, &self.state.pod, EventType::Normal, Reason::SandboxChanged, msg, None);
-        self.kill_pod(self.grace_period(), "Stopping container").await;
+        emit(
+            &self.node,
+            &self.state.pod,
+            EventType::Normal,
+            Reason::SandboxChanged,
+            msg,
+            None,
+        );
+        self.kill_pod(self.grace_period(), "Stopping container")
+            .await;
         crate::sandbox::remove(&self.node, &self.state.pod, &record).await;
         self.state.sandbox = None;
         if plan::restart_policy(&self.state.pod) == "Never" && self.any_app_ran() {
@@ -352,7 +392,11 @@ impl Worker {
         plan::containers(&self.state.pod)
             .iter()
             .filter(|c| c.kind == ContainerKind::App)
-            .any(|c| self.state.record(&c.name).is_some_and(|r| r.current.is_some()))
+            .any(|c| {
+                self.state
+                    .record(&c.name)
+                    .is_some_and(|r| r.current.is_some())
+            })
     }
 
     fn prepare_volumes(&mut self) {
@@ -366,7 +410,14 @@ impl Worker {
             Err(err) => {
                 let msg = format!("MountVolume.SetUp failed: {err}");
                 tracing::warn!("{msg}");
-                emit(&self.node, &self.state.pod, EventType::Warning, Reason::Failed, msg, None);
+                emit(
+                    &self.node,
+                    &self.state.pod,
+                    EventType::Warning,
+                    Reason::Failed,
+                    msg,
+                    None,
+                );
             }
         }
     }
@@ -385,8 +436,16 @@ impl Worker {
             return None;
         }
         let msg = "Pod was active on the node longer than the specified deadline";
-        emit(&self.node, &self.state.pod, EventType::Normal, Reason::DeadlineExceeded, msg.into(), None);
-        self.kill_pod(self.grace_period(), "Stopping container").await;
+        emit(
+            &self.node,
+            &self.state.pod,
+            EventType::Normal,
+            Reason::DeadlineExceeded,
+            msg.into(),
+            None,
+        );
+        self.kill_pod(self.grace_period(), "Stopping container")
+            .await;
         self.finish("Failed", Some("DeadlineExceeded"), Some(msg));
         Some(None)
     }
@@ -417,7 +476,10 @@ impl Worker {
     }
 
     fn all_stopped(&self) -> bool {
-        self.state.containers.values().all(|r| r.running().is_none())
+        self.state
+            .containers
+            .values()
+            .all(|r| r.running().is_none())
     }
 
     /// Stops every running container: app containers (and running init containers) first,
@@ -426,14 +488,22 @@ impl Worker {
         let grace = Duration::from_secs(grace_seconds.max(0) as u64);
         let deadline = tokio::time::Instant::now() + grace;
         let all = plan::containers(&self.state.pod);
-        let (sidecars, others): (Vec<ContainerRef>, Vec<ContainerRef>) =
-            all.into_iter().partition(|c| c.kind == ContainerKind::Sidecar);
+        let (sidecars, others): (Vec<ContainerRef>, Vec<ContainerRef>) = all
+            .into_iter()
+            .partition(|c| c.kind == ContainerKind::Sidecar);
 
         let mut stops = Vec::new();
         for c in &others {
             if let Some(i) = self.state.record(&c.name).and_then(|r| r.running()) {
                 let msg = format!("{verb} {}", c.name);
-                emit(&self.node, &self.state.pod, EventType::Normal, Reason::Killing, msg, Some(c.field_path()));
+                emit(
+                    &self.node,
+                    &self.state.pod,
+                    EventType::Normal,
+                    Reason::Killing,
+                    msg,
+                    Some(c.field_path()),
+                );
                 let runtime = self.node.runtime.clone();
                 let id = i.id.clone();
                 stops.push(tokio::spawn(async move { runtime.stop(&id, grace).await }));
@@ -445,7 +515,14 @@ impl Worker {
         for c in sidecars.iter().rev() {
             if let Some(i) = self.state.record(&c.name).and_then(|r| r.running()) {
                 let msg = format!("{verb} {}", c.name);
-                emit(&self.node, &self.state.pod, EventType::Normal, Reason::Killing, msg, Some(c.field_path()));
+                emit(
+                    &self.node,
+                    &self.state.pod,
+                    EventType::Normal,
+                    Reason::Killing,
+                    msg,
+                    Some(c.field_path()),
+                );
                 let left = deadline.saturating_duration_since(tokio::time::Instant::now());
                 let _ = self.node.runtime.stop(&i.id, left.max(MIN_GRACE)).await;
             }
@@ -453,7 +530,11 @@ impl Worker {
         self.refresh();
         // Containers that never started are not started any more.
         for rec in self.state.containers.values_mut() {
-            if rec.waiting.as_ref().is_some_and(|w| w.reason == "CrashLoopBackOff") {
+            if rec
+                .waiting
+                .as_ref()
+                .is_some_and(|w| w.reason == "CrashLoopBackOff")
+            {
                 rec.waiting = None;
             }
         }
@@ -523,7 +604,11 @@ fn exited_instance(
 
 /// The termination message: the file the container wrote, or with `FallbackToLogsOnError` the
 /// tail of its log when it failed without writing one (upstream: 80 lines, 2048 bytes).
-fn termination_message(instance: &Instance, exit_code: i32, policy: Option<&str>) -> Option<String> {
+fn termination_message(
+    instance: &Instance,
+    exit_code: i32,
+    policy: Option<&str>,
+) -> Option<String> {
     let file = instance.termination_log.clone();
     let written = file
         .and_then(|f| std::fs::read(f).ok())
@@ -539,7 +624,9 @@ fn termination_message(instance: &Instance, exit_code: i32, policy: Option<&str>
             .collect();
         let tail = lines[lines.len().saturating_sub(80)..].join("\n");
         let start = tail.len().saturating_sub(2048);
-        let start = (start..tail.len()).find(|&i| tail.is_char_boundary(i)).unwrap_or(0);
+        let start = (start..tail.len())
+            .find(|&i| tail.is_char_boundary(i))
+            .unwrap_or(0);
         return Some(tail[start..].to_string()).filter(|s| !s.is_empty());
     }
     None

@@ -3,7 +3,9 @@
 pub mod convert;
 pub mod ctr;
 pub mod image;
+pub mod run;
 pub mod shim;
+pub mod view;
 
 use std::process::ExitCode;
 
@@ -43,4 +45,22 @@ pub fn error_chain(err: &anyhow::Error) -> String {
         out.push_str(&text);
     }
     out
+}
+
+/// Where runtime state that does not outlive a reboot goes (`CORACLE_RUN_DIR`, default
+/// `/run/coracle`).
+pub fn run_dir() -> std::path::PathBuf {
+    std::env::var_os("CORACLE_RUN_DIR").map_or_else(
+        || std::path::PathBuf::from("/run/coracle"),
+        std::path::PathBuf::from,
+    )
+}
+
+/// The node's name: the machine's hostname, as the kubelet defaults it.
+pub fn node_name() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .map(|h| h.to_lowercase())
+        .unwrap_or_else(|| "localhost".into())
 }
