@@ -323,3 +323,102 @@ fn set_xattrs<R: Read>(entry: &mut tar::Entry<R>, path: &Path) -> io::Result<()>
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::digest::sha256;
+
+    /// A tar with raw entry names (the tar crate's builder refuses `..`, as it should).
+    fn tar_of(entries: &[(&str, tar::EntryType, &str, &[u8])]) -> Vec<u8> {
+        let mut builder = tar::Builder::new(Vec::new());
+        for (name, kind, link, data) in entries {
+            let mut header = tar::Header::new_gnu();
+            let raw = &mut header.as_gnu_mut().unwrap().name;
+            raw[..name.len()].copy_from_slice(name.as_bytes());
+            header.set_entry_type(*kind);
+            header.set_size(data.len() as u64);
+            header.set_mode(0o644);
+            header.set_uid(0);
+            header.set_gid(0);
+            header.set_mtime(1_700_000_000);
+            if !link.is_empty() {
+                header.set_link_name(link).unwrap();
+            }
+            header.set_cksum();
+            builder.append(&header, *data).unwrap();
+        }
+        builder.into_inner().unwrap()
+    }
+
+    fn unpack(tar: &[u8]) -> (tempfile::TempDir, Result<u64, ImageError>) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ImageStore::open(dir.path()).unwrap();
+        let blob = dir.path().join("blob");
+        std::fs::write(&blob, tar).unwrap();
+        let result = store.unpack_layer("test", &blob, &sha256(tar));
+        (dir, result)
+    }
+
+    #[test]
+    fn parent_dir_names_are_refused() {
+        let tar = tar_of(&[("a/../../evil", tar::EntryType::Regular, "", b"x")]);
+        let (dir, result) = unpack(&tar);
+        let err = result.unwrap_err().to_string();
+        assert!(err.contains("escapes the layer"), "{err}");
+        assert!(!dir.path().join("images/evil").exists());
+        assert!(std::fs::read_dir(dir.path().join("images/l"))
+            .unwrap()
+            .next()
+            .is_none());
+    }
+
+    #[test]
+    fn writes_through_a_symlink_are_refused() {
+        let outside = tempfile::tempdir().unwrap();
+        let target = outside.path().to_str().unwrap();
+        let tar = tar_of(&[
+            ("link", tar::EntryType::Symlink, target, b""),
+            ("link/pwned", tar::EntryType::Regular, "", b"x"),
+        ]);
+        let (_dir, result) = unpack(&tar);
+        assert!(result.unwrap_err().to_string().contains("not a directory"));
+        assert!(!outside.path().join("pwned").exists());
+    }
+
+    #[test]
+    fn hard_links_out_of_the_layer_are_refused() {
+        let tar = tar_of(&[("h", tar::EntryType::Link, "../../../etc/passwd", b"")]);
+        let (_dir, result) = unpack(&tar);
+        assert!(result.unwrap_err().to_string().contains("hard link"));
+    }
+
+    #[test]
+    fn absolute_names_land_inside_the_layer() {
+        let tar = tar_of(&[("/etc/motd", tar::EntryType::Regular, "", b"hi\n")]);
+        let (dir, result) = unpack(&tar);
+        result.unwrap();
+        let layer = dir.path().join("images/l").join(hex_of(&sha256(&tar)));
+        assert_eq!(std::fs::read(layer.join("etc/motd")).unwrap(), b"hi\n");
+    }
+
+    #[test]
+    fn a_wrong_diff_id_leaves_no_layer() {
+        let tar = tar_of(&[("f", tar::EntryType::Regular, "", b"x")]);
+        let dir = tempfile::tempdir().unwrap();
+        let store = ImageStore::open(dir.path()).unwrap();
+        let blob = dir.path().join("blob");
+        std::fs::write(&blob, &tar).unwrap();
+        let wrong = format!("sha256:{}", "1".repeat(64));
+        let err = store.unpack_layer("test", &blob, &wrong).unwrap_err();
+        assert!(matches!(err, ImageError::DigestMismatch { .. }), "{err}");
+        assert!(std::fs::read_dir(dir.path().join("images/l"))
+            .unwrap()
+            .next()
+            .is_none());
+        assert!(std::fs::read_dir(dir.path().join("images/tmp"))
+            .unwrap()
+            .next()
+            .is_none());
+    }
+}
