@@ -15,8 +15,9 @@
 //! - Keys of an `envFrom` source are checked with the relaxed rule of Kubernetes 1.30+
 //!   (printable ASCII except `=`), which upstream's API validation applies. A key failing it is
 //!   skipped with upstream's `InvalidEnvironmentVariableNames` event text, returned in
-//!   [`ResolvedEnv::warnings`]. Upstream 1.33 with default feature gates skips nothing, so a
-//!   key like `1badkey` reaches the container in both.
+//!   [`ResolvedEnv::warnings`]. Older kubelets (before relaxed names) also skipped keys such as
+//!   `1badkey` or `app.properties`; current upstream passes them through, and so does coracle.
+//! - Secret values that are not UTF-8 are converted lossily (the env is a list of `String`s).
 //! - Pod IPs come from the pod's `status.podIPs` / `status.podIP`, which the engine must fill in
 //!   before resolving (upstream passes the sandbox's IPs alongside the pod).
 

@@ -29,7 +29,7 @@ pub mod host_path;
 mod mount;
 pub mod mounts;
 pub mod projected;
-pub(crate) mod quantity;
+pub mod quantity;
 pub mod secret;
 
 use std::collections::BTreeMap;
