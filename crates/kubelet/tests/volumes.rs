@@ -200,6 +200,11 @@ fn memory_empty_dir_is_a_tmpfs_that_enforces_size_limit_and_is_mounted_once() {
     let cache = volumes.get("cache").unwrap();
     assert!(cache.tmpfs);
     assert_eq!(tmpfs_mounts_at(&cache.host_path), 1);
+    assert_eq!(
+        mode(&cache.host_path),
+        0o1777,
+        "a tmpfs root is world-writable and sticky"
+    );
 
     // 1 MiB fits up to the page; 2 MiB does not.
     let mut file = std::fs::File::create(cache.host_path.join("big")).unwrap();
