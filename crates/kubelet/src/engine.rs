@@ -60,7 +60,19 @@ impl Kubelet {
         observer: Arc<dyn PodObserver>,
     ) -> Result<Kubelet, KubeletError> {
         let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/proc/self/exe"));
-        let runtime = ContainerRuntime::new(&config.data_dir, &config.run_dir, exe);
+        Kubelet::with_shim(config, network, objects, observer, exe)
+    }
+
+    /// As [`Kubelet::new`], with containers driven by `shim_exe shim …` instead of the
+    /// running executable: for programs (such as tests) that are not the `coracle` binary.
+    pub fn with_shim(
+        config: KubeletConfig,
+        network: Option<NetworkConfig>,
+        objects: Arc<dyn ObjectSource>,
+        observer: Arc<dyn PodObserver>,
+        shim_exe: PathBuf,
+    ) -> Result<Kubelet, KubeletError> {
+        let runtime = ContainerRuntime::new(&config.data_dir, &config.run_dir, shim_exe);
         let images = ImageStore::open(&config.data_dir)?;
         let network = match network.map(PodNetwork::new) {
             Some(Ok(net)) => Some(net),
