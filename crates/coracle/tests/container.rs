@@ -637,3 +637,33 @@ async fn ctr_run_streams_output_and_exits_with_the_container_code() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn privileged_containers_may_mount_and_others_may_not() {
+    let h = Harness::new();
+    let script = "mkdir -p /mnt/t; mount -t tmpfs t /mnt/t 2>/dev/null; echo rc=$?";
+    let (_, out) = h.run(h.config("plain", "busybox", sh(script))).await;
+    assert_eq!(out, vec!["rc=1"]);
+
+    let mut container = sh(script);
+    container.security_context = Some(SecurityContext {
+        privileged: Some(true),
+        ..Default::default()
+    });
+    let (_, out) = h.run(h.config("privileged", "busybox", container)).await;
+    assert_eq!(out, vec!["rc=0"]);
+}
+
+#[tokio::test]
+async fn stale_runtime_state_left_by_a_crash_does_not_block_a_new_start() {
+    let h = Harness::new();
+    let stale = h.tmp.path().join("run/containers/phoenix");
+    std::fs::create_dir_all(&stale).unwrap();
+    std::fs::write(stale.join("state.json"), "{ not json").unwrap();
+
+    let (exit, out) = h
+        .run(h.config("phoenix", "busybox", sh("echo reborn")))
+        .await;
+    assert_eq!((exit.exit_code, out), (0, vec!["reborn".to_string()]));
+    assert!(!stale.exists(), "the shim deleted the state after the exit");
+}

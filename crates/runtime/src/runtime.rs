@@ -65,6 +65,9 @@ impl ContainerRuntime {
 
         let result = self.prepare_and_start(&dir, &config).await;
         if result.is_err() {
+            // The shim's log has libcontainer's details; it goes with the directory.
+            let shim_log = std::fs::read_to_string(dir.join(state::SHIM_LOG)).unwrap_or_default();
+            tracing::debug!(container = %config.id, shim_log = %shim_log.trim_end(), "start failed");
             let _ = self.delete_dir(&config.id, &dir);
         }
         result
@@ -99,6 +102,7 @@ impl ContainerRuntime {
             cgroups_path: &cgroups_path,
             unified_cgroups: cgroups::is_unified(),
             host_devices: &host_devices,
+            bounding_caps: spec::own_bounding_caps(),
         };
         let oci = spec::build(&inputs).map_err(|reason| RuntimeError::InvalidSpec {
             id: id.clone(),

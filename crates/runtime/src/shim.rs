@@ -154,7 +154,7 @@ fn create_and_start(
         .with_systemd(false)
         .with_detach(true)
         .build()
-        .map_err(|e| error_message(&e))?;
+        .map_err(|e| with_init_details(error_message(&e), &err_r))?;
     // The builder has been consumed: the write ends of the pipes are closed here, so the
     // pipes report EOF once the container's processes are gone.
 
@@ -184,6 +184,55 @@ fn error_message(err: &(dyn std::error::Error + 'static)) -> String {
         Some(at) => full[at + "error in executing process : ".len()..].to_string(),
         None => full,
     }
+}
+
+/// Adds what the container's init process logged before it failed to a generic message.
+///
+/// libcontainer's init process sends only the top of its error chain back (e.g. "failed
+/// syscall"); it logs the details through `tracing` on its stderr, which is already the
+/// container's stderr pipe.
+fn with_init_details(message: String, stderr: &OwnedFd) -> String {
+    let flags = nix::fcntl::OFlag::O_NONBLOCK;
+    let _ = nix::fcntl::fcntl(stderr.as_raw_fd(), nix::fcntl::FcntlArg::F_SETFL(flags));
+    let mut output = Vec::new();
+    let mut buf = [0u8; 8192];
+    while let Ok(n @ 1..) = nix::unistd::read(stderr.as_raw_fd(), &mut buf) {
+        output.extend_from_slice(&buf[..n]);
+    }
+    let text = strip_ansi(&String::from_utf8_lossy(&output));
+    tracing::debug!(output = %text.trim_end(), "init process output");
+    // The first error the init process logged is the cause; later ones are consequences.
+    let detail = text
+        .lines()
+        .find(|line| line.contains("ERROR"))
+        .and_then(|line| {
+            line.split_once(": ")
+                .map(|(_, rest)| rest.trim().to_string())
+        });
+    match detail {
+        Some(detail) if !message.contains(&detail) && !detail.contains(&message) => {
+            format!("{message}: {detail}")
+        }
+        _ => message,
+    }
+}
+
+/// Removes terminal colour sequences (`ESC [ … m`).
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Deletes leftovers of an earlier shim for the same id (after a crash or a reboot of the host

@@ -37,7 +37,8 @@ pub const DEFAULT_CAPABILITIES: &[&str] = &[
     "AUDIT_WRITE",
 ];
 
-/// Every capability of current kernels (what `privileged` and `add: [ALL]` grant).
+/// Every capability of current kernels, in kernel order (bit `i` is `ALL_CAPABILITIES[i]`).
+/// `privileged` and `add: [ALL]` grant those of them the runtime itself holds.
 const ALL_CAPABILITIES: &[&str] = &[
     "CHOWN",
     "DAC_OVERRIDE",
@@ -124,6 +125,30 @@ pub struct SpecInputs<'a> {
     pub unified_cgroups: bool,
     /// Host device nodes for privileged containers, as `(path, 'c' or 'b', major, minor)`.
     pub host_devices: &'a [(String, char, i64, i64)],
+    /// The runtime's own capability bounding set (`CapBnd` of `/proc/self/status`): "all
+    /// capabilities" means these, as in containerd, since no process can grant more.
+    pub bounding_caps: u64,
+}
+
+/// The capabilities of `bounding` (a bit mask in kernel numbering), by name without `CAP_`.
+pub fn all_capabilities(bounding: u64) -> Vec<String> {
+    ALL_CAPABILITIES
+        .iter()
+        .enumerate()
+        .filter(|(bit, _)| bounding & (1u64 << bit) != 0)
+        .map(|(_, name)| name.to_string())
+        .collect()
+}
+
+/// The calling process's capability bounding set; all bits if it cannot be read.
+pub fn own_bounding_caps() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let line = status.lines().find(|l| l.starts_with("CapBnd:"))?;
+            u64::from_str_radix(line["CapBnd:".len()..].trim(), 16).ok()
+        })
+        .unwrap_or(u64::MAX)
 }
 
 /// Builds the OCI spec; an error is a reason for the user ("invalid capability \"FOO\"").
@@ -170,9 +195,9 @@ pub fn build(inputs: &SpecInputs<'_>) -> Result<Spec, String> {
 
     // Privileges.
     let caps = if privileged {
-        ALL_CAPABILITIES.iter().map(|c| c.to_string()).collect()
+        all_capabilities(inputs.bounding_caps)
     } else {
-        capabilities(sc)?
+        capabilities(sc, inputs.bounding_caps)?
     };
     let caps: Vec<String> = caps.iter().map(|c| format!("CAP_{c}")).collect();
     let no_new_privs = !privileged && sc.and_then(|s| s.allow_privilege_escalation) != Some(true);
@@ -248,7 +273,7 @@ pub fn build(inputs: &SpecInputs<'_>) -> Result<Spec, String> {
 ///
 /// As containerd: `drop: [ALL]` starts from nothing, `add: [ALL]` from everything; then the
 /// named capabilities are added and dropped. Names may carry the `CAP_` prefix or not.
-fn capabilities(sc: Option<&SecurityContext>) -> Result<Vec<String>, String> {
+fn capabilities(sc: Option<&SecurityContext>, bounding: u64) -> Result<Vec<String>, String> {
     let caps = sc.and_then(|s| s.capabilities.as_ref());
     let normalize = |name: &String| -> Result<String, String> {
         let upper = name.to_ascii_uppercase();
@@ -272,7 +297,7 @@ fn capabilities(sc: Option<&SecurityContext>) -> Result<Vec<String>, String> {
         .collect::<Result<_, _>>()?;
 
     let mut set: Vec<String> = if add.iter().any(|c| c == "ALL") {
-        ALL_CAPABILITIES.iter().map(|c| c.to_string()).collect()
+        all_capabilities(bounding)
     } else if drop.iter().any(|c| c == "ALL") {
         Vec::new()
     } else {

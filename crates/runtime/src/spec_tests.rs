@@ -54,6 +54,7 @@ fn build_spec(config: &ContainerConfig) -> Result<Spec, String> {
         cgroups_path: "/coracle/pod/c1",
         unified_cgroups: false,
         host_devices: &[("/dev/sda".into(), 'b', 8, 0)],
+        bounding_caps: u64::MAX,
     })
 }
 
@@ -313,4 +314,13 @@ fn empty_command_is_refused() {
     }))
     .unwrap();
     assert_eq!(build_spec(&cfg).unwrap_err(), "no command specified");
+}
+
+#[test]
+fn all_capabilities_are_those_the_runtime_holds() {
+    let without_sys_resource = u64::MAX & !(1 << 24);
+    let all = all_capabilities(without_sys_resource);
+    assert_eq!(all.len(), ALL_CAPABILITIES.len() - 1);
+    assert!(!all.contains(&"SYS_RESOURCE".to_string()));
+    assert_eq!(all_capabilities(0b101), vec!["CHOWN", "DAC_READ_SEARCH"]);
 }

@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use coracle_image::ImageStore;
-use coracle_runtime::k8s_openapi::api::core::v1::{Container, ResourceRequirements};
+use coracle_runtime::k8s_openapi::api::core::v1::{
+    Container, ResourceRequirements, SecurityContext,
+};
 use coracle_runtime::k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use coracle_runtime::{
     ContainerConfig, ContainerRuntime, ContainerStatus, LogFollower, Mount, Propagation, Stream,
@@ -103,6 +105,9 @@ pub struct RunArgs {
     /// Working directory.
     #[arg(short, long)]
     workdir: Option<String>,
+    /// Run privileged: all capabilities and devices, no seccomp, writable /sys.
+    #[arg(long)]
+    privileged: bool,
     /// The image reference, as stored by `coracle image import` or `pull`.
     image: String,
     /// Kubernetes `command`: replaces the image's entrypoint and cmd.
@@ -290,6 +295,10 @@ fn container_spec(id: &str, args: &RunArgs) -> Container {
         command: (!args.command.is_empty()).then(|| args.command.clone()),
         args: (!args.args.is_empty()).then(|| args.args.clone()),
         working_dir: args.workdir.clone(),
+        security_context: args.privileged.then(|| SecurityContext {
+            privileged: Some(true),
+            ..Default::default()
+        }),
         resources: (!limits.is_empty()).then(|| ResourceRequirements {
             limits: Some(limits),
             ..Default::default()
