@@ -562,7 +562,10 @@ async fn pull(
                 reason: "ErrImagePull".into(),
                 message: Some(detail),
             });
-            Err(next.delay)
+            // Upstream's pod worker retries a failed sync after its fixed back-off period
+            // (the initial delay), not when the pull back-off ends: a retry that finds the
+            // entry still running shows `ImagePullBackOff` in between.
+            Err(node.config.backoff.initial)
         }
     }
 }
