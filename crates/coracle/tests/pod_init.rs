@@ -81,7 +81,15 @@ async fn init_containers_run_one_at_a_time_in_order_before_the_app() {
         .finished_at
         .clone()
         .unwrap();
-    let app_start = app.state.as_ref().unwrap().running.as_ref().unwrap().started_at.clone();
+    let app_start = app
+        .state
+        .as_ref()
+        .unwrap()
+        .running
+        .as_ref()
+        .unwrap()
+        .started_at
+        .clone();
     assert!(app_start.unwrap().0 >= init2_end.0);
 
     // Conditions in upstream's order, all True.
@@ -100,7 +108,9 @@ async fn init_containers_run_one_at_a_time_in_order_before_the_app() {
     ];
     assert_eq!(
         conds,
-        expected.map(|t| (t.to_string(), "True".to_string())).to_vec()
+        expected
+            .map(|t| (t.to_string(), "True".to_string()))
+            .to_vec()
     );
 
     // While init-2 ran: Init:1/2 material — init-1 done, app waiting PodInitializing, and
@@ -111,8 +121,14 @@ async fn init_containers_run_one_at_a_time_in_order_before_the_app() {
         .find(|s| shows(s, "init-2", "running"))
         .expect("a status with init-2 running");
     assert_eq!(during.phase.as_deref(), Some("Pending"));
-    assert_eq!(state_of(init_status(&during, "init-1")), "terminated:Completed:0");
-    assert_eq!(state_of(app_status(&during, "app")), "waiting:PodInitializing");
+    assert_eq!(
+        state_of(init_status(&during, "init-1")),
+        "terminated:Completed:0"
+    );
+    assert_eq!(
+        state_of(app_status(&during, "app")),
+        "waiting:PodInitializing"
+    );
     assert_eq!(init_status(&during, "init-2").started, Some(true));
     assert!(!init_status(&during, "init-2").ready);
     let init = condition(&during, "Initialized");
@@ -130,7 +146,8 @@ async fn init_containers_run_one_at_a_time_in_order_before_the_app() {
     );
 
     // Events: Scheduled, then Pulled/Created/Started per container in order.
-    let mut expected = vec!["Scheduled||Successfully assigned default/ordered to testnode".to_string()];
+    let mut expected =
+        vec!["Scheduled||Successfully assigned default/ordered to testnode".to_string()];
     for (path, name) in [
         ("spec.initContainers", "init-1"),
         ("spec.initContainers", "init-2"),
@@ -188,7 +205,11 @@ async fn failed_init_container_is_retried_alone(policy: &str) {
     let status = lab.wait_phase(&uid, "Running", secs(40)).await;
 
     assert_eq!(lab.env.host_lines("init-1").len(), 1, "init-1 ran once");
-    assert_eq!(lab.env.host_lines("init-2").len(), 3, "init-2 ran three times");
+    assert_eq!(
+        lab.env.host_lines("init-2").len(),
+        3,
+        "init-2 ran three times"
+    );
     assert_eq!(lab.env.host_lines("app").len(), 1);
 
     let i1 = init_status(&status, "init-1");
@@ -217,7 +238,10 @@ async fn failed_init_container_is_retried_alone(policy: &str) {
         Some(format!("back-off 1s restarting failed container=init-2 pod={pod}").as_str())
     );
     assert_eq!(crash.0.phase.as_deref(), Some("Pending"));
-    assert_eq!(state_of(app_status(&crash.0, "app")), "waiting:PodInitializing");
+    assert_eq!(
+        state_of(app_status(&crash.0, "app")),
+        "waiting:PodInitializing"
+    );
     let crash_last = init_status(&crash.0, "init-2").last_state.clone().unwrap();
     assert_eq!(crash_last.terminated.unwrap().exit_code, 1);
 
@@ -268,13 +292,20 @@ spec:
     let status = lab.wait_phase(&uid, "Failed", secs(30)).await;
     tokio::time::sleep(secs(1)).await;
     let status_later = lab.status(&uid);
-    assert_eq!(status_later.phase.as_deref(), Some("Failed"), "Failed is sticky");
+    assert_eq!(
+        status_later.phase.as_deref(),
+        Some("Failed"),
+        "Failed is sticky"
+    );
 
     let i2 = init_status(&status, "init-2");
     assert_eq!(state_of(i2), "terminated:Error:3");
     assert_eq!(i2.restart_count, 0);
     assert!(!i2.ready);
-    assert_eq!(state_of(app_status(&status, "app")), "waiting:PodInitializing");
+    assert_eq!(
+        state_of(app_status(&status, "app")),
+        "waiting:PodInitializing"
+    );
     let init = condition(&status, "Initialized");
     assert_eq!(init.status, "False");
     assert_eq!(
@@ -282,8 +313,14 @@ spec:
         Some("containers with incomplete status: [init-2]")
     );
     let ready = condition(&status, "ContainersReady");
-    assert_eq!((ready.status.as_str(), ready.reason.as_deref()), ("False", Some("PodFailed")));
-    assert_eq!(condition(&status, "Ready").reason.as_deref(), Some("PodFailed"));
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_deref()),
+        ("False", Some("PodFailed"))
+    );
+    assert_eq!(
+        condition(&status, "Ready").reason.as_deref(),
+        Some("PodFailed")
+    );
 
     let events = lab.event_lines(&uid);
     assert!(
@@ -342,7 +379,10 @@ spec:
         }
     }
     let init = condition(&status, "Initialized");
-    assert_eq!((init.status.as_str(), init.reason.as_deref()), ("True", Some("PodCompleted")));
+    assert_eq!(
+        (init.status.as_str(), init.reason.as_deref()),
+        ("True", Some("PodCompleted"))
+    );
     let cr = condition(&status, "ContainersReady");
     assert_eq!(cr.reason.as_deref(), Some("PodCompleted"));
     lab.shutdown().await;

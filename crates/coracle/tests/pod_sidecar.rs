@@ -131,11 +131,24 @@ spec:
     let side = init_status(&status, "side");
     assert_eq!(side.restart_count, 2);
     assert_eq!(lab.env.host_lines("side").len(), 3);
-    let last = side.last_state.as_ref().unwrap().terminated.as_ref().unwrap();
+    let last = side
+        .last_state
+        .as_ref()
+        .unwrap()
+        .terminated
+        .as_ref()
+        .unwrap();
     assert_eq!(last.exit_code, 1);
     // The sidecar was stopped by the kubelet (SIGTERM ignored by pid 1 sleep → killed),
     // which does not fail the pod.
-    assert!(state_of(side).starts_with("terminated:"), "{}", state_of(side));
-    assert_eq!(state_of(app_status(&status, "app")), "terminated:Completed:0");
+    assert!(
+        state_of(side).starts_with("terminated:"),
+        "{}",
+        state_of(side)
+    );
+    assert_eq!(
+        state_of(app_status(&status, "app")),
+        "terminated:Completed:0"
+    );
     lab.shutdown().await;
 }

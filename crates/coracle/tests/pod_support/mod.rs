@@ -79,7 +79,11 @@ impl Env {
     /// Writes a manifest file and returns its path.
     pub fn manifest(&self, name: &str, yaml: &str) -> PathBuf {
         let path = self.tmp.path().join(name);
-        std::fs::write(&path, yaml.replace("HOST", &self.host.display().to_string())).unwrap();
+        std::fs::write(
+            &path,
+            yaml.replace("HOST", &self.host.display().to_string()),
+        )
+        .unwrap();
         path
     }
 
@@ -204,19 +208,29 @@ impl Objects {
     }
 }
 
-fn same(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta, ns: &str, name: &str) -> bool {
+fn same(
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    ns: &str,
+    name: &str,
+) -> bool {
     meta.namespace.as_deref().unwrap_or("default") == ns && meta.name.as_deref() == Some(name)
 }
 
 impl ObjectSource for Objects {
     fn config_map(&self, namespace: &str, name: &str) -> Option<ConfigMap> {
         let all = self.config_maps.lock().unwrap();
-        all.iter().rev().find(|c| same(&c.metadata, namespace, name)).cloned()
+        all.iter()
+            .rev()
+            .find(|c| same(&c.metadata, namespace, name))
+            .cloned()
     }
 
     fn secret(&self, namespace: &str, name: &str) -> Option<Secret> {
         let all = self.secrets.lock().unwrap();
-        all.iter().rev().find(|c| same(&c.metadata, namespace, name)).cloned()
+        all.iter()
+            .rev()
+            .find(|c| same(&c.metadata, namespace, name))
+            .cloned()
     }
 }
 
@@ -285,9 +299,14 @@ impl Lab {
         };
         let rec = Arc::new(Recorder::default());
         let objects = Arc::new(Objects::default());
-        let kubelet =
-            Kubelet::with_shim(config, None, objects.clone(), rec.clone(), PathBuf::from(BIN))
-                .expect("kubelet");
+        let kubelet = Kubelet::with_shim(
+            config,
+            None,
+            objects.clone(),
+            rec.clone(),
+            PathBuf::from(BIN),
+        )
+        .expect("kubelet");
         Lab {
             kubelet,
             rec,
@@ -444,7 +463,11 @@ pub fn state_of(s: &ContainerStatus) -> String {
     } else if let Some(w) = st.waiting {
         format!("waiting:{}", w.reason.unwrap_or_default())
     } else if let Some(t) = st.terminated {
-        format!("terminated:{}:{}", t.reason.unwrap_or_default(), t.exit_code)
+        format!(
+            "terminated:{}:{}",
+            t.reason.unwrap_or_default(),
+            t.exit_code
+        )
     } else {
         "none".into()
     }
