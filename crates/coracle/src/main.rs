@@ -63,6 +63,9 @@ enum Command {
     /// Run the Pods of manifests in the foreground (no server), until they finish or Ctrl-C.
     Run(cli::run::RunArgs),
 
+    /// Serve the Kubernetes API (for kubectl) and run the pods it holds.
+    Server(cli::server::ServerArgs),
+
     /// Internal: the per-container helper process. Not for direct use.
     #[command(hide = true)]
     Shim(cli::shim::ShimArgs),
@@ -94,6 +97,7 @@ fn main() -> ExitCode {
             Command::Ctr(cmd) => cli::ctr::run(&cli.global, cmd).await,
             Command::Convert(args) => cli::convert::run(args),
             Command::Run(args) => cli::run::run(&cli.global, args).await,
+            Command::Server(args) => cli::server::run(&cli.global, args).await,
             Command::Shim(_) => unreachable!("dispatched above"),
         }
     });

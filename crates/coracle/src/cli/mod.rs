@@ -4,6 +4,7 @@ pub mod convert;
 pub mod ctr;
 pub mod image;
 pub mod run;
+pub mod server;
 pub mod shim;
 pub mod view;
 

@@ -1,0 +1,109 @@
+//! Per-resource rules applied on create, update and delete.
+
+use serde_json::{json, Value};
+
+use super::{namespaces, pods, DeleteOptions, Request};
+use crate::codec;
+use crate::meta;
+use crate::resources::Resource;
+use crate::status_error::ApiError;
+
+/// What a delete does.
+pub enum Deletion {
+    /// Remove the object now.
+    Now,
+    /// Keep it, marked for deletion (graceful pods, finalizers, terminating namespaces).
+    Pending(Value),
+}
+
+/// Rules for a new object.
+pub fn on_create(
+    req: &Request,
+    object: &mut Value,
+    warnings: &mut Vec<String>,
+) -> Result<(), ApiError> {
+    match req.target.res.plural {
+        "pods" => pods::admit(req, object, warnings),
+        "namespaces" => {
+            object["status"] = json!({"phase": "Active"});
+            let spec = object.get("spec").cloned().unwrap_or(json!({}));
+            if spec.get("finalizers").is_none() {
+                object["spec"] = json!({"finalizers": ["kubernetes"]});
+            }
+            Ok(())
+        }
+        "secrets" => {
+            let mut secret: k8s_openapi::api::core::v1::Secret = codec::typed(object)?;
+            if let Some(string_data) = secret.string_data.take() {
+                let data = secret.data.get_or_insert_with(Default::default);
+                for (k, v) in string_data {
+                    data.insert(k, k8s_openapi::ByteString(v.into_bytes()));
+                }
+            }
+            if secret.type_.is_none() {
+                secret.type_ = Some("Opaque".into());
+            }
+            *object = codec::untyped(&secret);
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Follow-ups after a create was stored.
+pub fn after_create(req: &Request, stored: &Value) {
+    if req.target.res.plural == "namespaces" {
+        if let Some(ns) = meta::meta_str(stored, "name") {
+            namespaces::ensure_default_service_account(&req.state, ns);
+        }
+    }
+}
+
+/// Rules for an update of `old` into `new`.
+pub fn on_update(
+    req: &Request,
+    new: &mut Value,
+    old: &Value,
+    warnings: &mut Vec<String>,
+) -> Result<(), ApiError> {
+    match req.target.res.plural {
+        "pods" if req.target.sub.is_none() => pods::admit_update(new, old, warnings),
+        "secrets" => on_create(req, new, warnings),
+        _ => Ok(()),
+    }
+}
+
+/// Whether an object marked for deletion goes away once its finalizers are gone (pods wait
+/// for the kubelet instead).
+pub fn deletes_when_finalized(res: &Resource) -> bool {
+    !matches!(res.plural, "pods" | "namespaces")
+}
+
+/// What deleting `object` does.
+pub fn on_delete(
+    req: &Request,
+    object: &Value,
+    options: &DeleteOptions,
+) -> Result<Deletion, ApiError> {
+    match req.target.res.plural {
+        "pods" => Ok(pods::delete(req, object, options)),
+        "namespaces" => namespaces::delete(req, object),
+        _ => {
+            let finalizers = object
+                .pointer("/metadata/finalizers")
+                .and_then(Value::as_array)
+                .is_some_and(|f| !f.is_empty());
+            if finalizers && object.pointer("/metadata/deletionTimestamp").is_none() {
+                let mut marked = object.clone();
+                let meta = meta::metadata(&mut marked);
+                meta.insert("deletionTimestamp".into(), json!(meta::now()));
+                meta.insert("deletionGracePeriodSeconds".into(), json!(0));
+                return Ok(Deletion::Pending(marked));
+            }
+            if finalizers {
+                return Ok(Deletion::Pending(object.clone()));
+            }
+            Ok(Deletion::Now)
+        }
+    }
+}
