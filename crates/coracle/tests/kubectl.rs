@@ -1,0 +1,188 @@
+//! End to end with the real kubectl: the tutorial flow against `coracle server`.
+//!
+//! Needs root (real containers), `/usr/bin/kubectl` and the busybox test image.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+struct Server {
+    child: Child,
+    data: tempfile::TempDir,
+    port: u16,
+}
+
+impl Server {
+    fn start(data: tempfile::TempDir, port: u16) -> Server {
+        let child = Command::new(env!("CARGO_BIN_EXE_coracle"))
+            .args(["--data-dir"])
+            .arg(data.path())
+            .args(["server", "--listen", &format!("127.0.0.1:{port}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start coracle server");
+        let server = Server { child, data, port };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !server.kubeconfig().exists() {
+            assert!(Instant::now() < deadline, "server never wrote its kubeconfig");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        server
+    }
+
+    fn kubeconfig(&self) -> PathBuf {
+        self.data.path().join("kubeconfig")
+    }
+
+    fn kubectl(&self, args: &[&str]) -> Output {
+        Command::new("kubectl")
+            .args(args)
+            .env("KUBECONFIG", self.kubeconfig())
+            .env("HOME", self.data.path())
+            .output()
+            .expect("run kubectl")
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.kubectl(args);
+        assert!(out.status.success(), "kubectl {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// SIGTERM and wait; returns the data dir for a restart.
+    fn stop(mut self) -> tempfile::TempDir {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let _ = self.child.wait();
+        self.data
+    }
+
+    fn wait_for(&self, args: &[&str], want: &str, secs: u64) -> String {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let out = String::from_utf8_lossy(&self.kubectl(args).stdout).into_owned();
+            if out.contains(want) {
+                return out;
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for {want:?} in {args:?}: {out}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn test_images() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let dir = std::env::var_os("CORACLE_TEST_IMAGES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target/test-images"));
+    if !dir.join("busybox.docker.tar").exists() {
+        let status = Command::new("python3")
+            .arg(root.join("scripts/make-test-images.py"))
+            .arg(&dir)
+            .status()
+            .expect("build test images");
+        assert!(status.success());
+    }
+    dir
+}
+
+fn data_dir_with_busybox() -> tempfile::TempDir {
+    let data = tempfile::tempdir().unwrap();
+    let status = Command::new(env!("CARGO_BIN_EXE_coracle"))
+        .arg("--data-dir")
+        .arg(data.path())
+        .args(["image", "import"])
+        .arg(test_images().join("busybox.docker.tar"))
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    data
+}
+
+const INIT_POD: &str = "apiVersion: v1
+kind: Pod
+metadata:
+  name: web
+  labels: {app: web}
+spec:
+  terminationGracePeriodSeconds: 1
+  initContainers:
+  - name: init
+    image: busybox
+    imagePullPolicy: IfNotPresent
+    command: [sh, -c, 'echo init-done; sleep 4']
+  containers:
+  - name: main
+    image: busybox
+    imagePullPolicy: IfNotPresent
+    command: [sh, -c, 'echo hello from main; sleep 3600']
+";
+
+#[test]
+fn kubectl_runs_the_tutorial_flow_and_a_restart_mid_init_loses_nothing() {
+    let server = Server::start(data_dir_with_busybox(), free_port());
+    let manifest = server.data.path().join("pod.yaml");
+    std::fs::write(&manifest, INIT_POD).unwrap();
+    let manifest = manifest.to_str().unwrap().to_owned();
+
+    // get -w in the background sees the whole sequence.
+    let mut watch = Command::new("kubectl")
+        .args(["get", "pods", "-w", "--request-timeout=60s"])
+        .env("KUBECONFIG", server.kubeconfig())
+        .env("HOME", server.data.path())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+
+    assert!(server.ok(&["apply", "-f", &manifest]).contains("pod/web created"));
+    server.wait_for(&["get", "pods"], "Init:0/1", 20);
+
+    // Restart the server while the init container runs.
+    let port = server.port;
+    let data = server.stop();
+    let server = Server::start(data, port);
+    server.wait_for(&["get", "pods"], "Running", 40);
+    // Known issue: the init container may run a second time across the restart (its log
+    // then holds two lines); the pod still completes its sequence.
+    assert!(server.ok(&["logs", "web", "-c", "init"]).starts_with("init-done\n"));
+    assert_eq!(server.ok(&["logs", "web", "-c", "main"]), "hello from main\n");
+
+    let describe = server.ok(&["describe", "pod", "web"]);
+    assert!(describe.contains("Init Containers:"), "{describe}");
+    assert!(describe.contains("Reason:       Completed"), "{describe}");
+    assert!(describe.contains("Started container main"), "{describe}");
+    assert!(describe.contains("Created container: init"), "{describe}");
+
+    // A changed manifest is applied as a patch.
+    let changed = INIT_POD.replace("app: web}", "app: web, tier: front}");
+    std::fs::write(server.data.path().join("pod.yaml"), changed).unwrap();
+    assert!(server.ok(&["apply", "-f", &manifest]).contains("pod/web configured"));
+    assert!(server.ok(&["get", "pod", "web", "--show-labels"]).contains("app=web,tier=front"));
+
+    // Validation errors read as kubectl prints upstream's.
+    let bad = server.data.path().join("bad.yaml");
+    std::fs::write(&bad, "apiVersion: v1\nkind: Pod\nmetadata: {name: bad}\nspec:\n  initContainers: [{image: busybox}]\n  containers: [{name: a, image: busybox}]\n").unwrap();
+    let out = server.kubectl(&["apply", "-f", bad.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim(),
+        "The Pod \"bad\" is invalid: spec.initContainers[0].name: Required value"
+    );
+
+    assert!(server.ok(&["delete", "pod", "web"]).contains("pod \"web\" deleted"));
+    assert!(server.ok(&["get", "pods"]).is_empty());
+
+    let _ = watch.kill();
+    let out = watch.wait_with_output().unwrap();
+    let lines = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(lines.contains("Init:0/1"), "{lines}");
+    server.stop();
+}
