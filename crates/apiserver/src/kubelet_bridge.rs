@@ -45,13 +45,16 @@ impl ObjectSource for StoreObjects {
     }
 }
 
+/// What makes two events the same: pod uid, reason, message, fieldPath, source.
+type EventKey = (String, String, String, String, String);
+
 /// Writes pod statuses and events into the store.
 pub struct StoreObserver {
     store: Store,
     node_name: String,
     /// Event name per (pod uid, reason, message, fieldPath, source): repeated events bump
     /// `count`, as the kubelet's event recorder aggregates them.
-    recorded: Mutex<HashMap<(String, String, String, String, String), String>>,
+    recorded: Mutex<HashMap<EventKey, String>>,
 }
 
 impl StoreObserver {

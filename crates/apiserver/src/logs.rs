@@ -149,7 +149,7 @@ pub async fn serve(req: &Request, name: &str) -> Result<Response, ApiError> {
                 return;
             }
             ticks += 1;
-            if ticks % 5 == 0 && !still_running(&pod_dir, &container, &path) {
+            if ticks.is_multiple_of(5) && !still_running(&pod_dir, &container, &path) {
                 for line in follower.read_new().unwrap_or_default() {
                     let _ = tx.send(Bytes::from(render(&line, &opts))).await;
                 }

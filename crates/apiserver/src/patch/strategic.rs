@@ -203,7 +203,7 @@ fn strip_directives(items: &[Value]) -> Vec<Value> {
 }
 
 /// Orders `items` as `order` lists them; elements it does not name keep their place after.
-fn reorder(field: &str, items: &mut Vec<Value>, order: &[Value]) {
+fn reorder(field: &str, items: &mut [Value], order: &[Value]) {
     let position = |item: &Value| -> usize {
         let found = match merge_key(field) {
             ListStrategy::Key(key) => order.iter().position(|o| o.get(key) == item.get(key)),
