@@ -39,6 +39,23 @@ pub enum Message {
 /// The last moment to give up on a grace period: at least 2 s, as upstream's minimum.
 const MIN_GRACE: Duration = Duration::from_secs(2);
 
+/// How often an idle worker looks whether its sandbox still exists, as upstream's PLEG
+/// relists the runtime every second and syncs a pod whose sandbox died.
+const RELIST_PERIOD: Duration = Duration::from_secs(1);
+
+/// Returns once the sandbox's namespaces are gone; never without a sandbox.
+async fn sandbox_lost(sandbox: Option<crate::state::SandboxRecord>) {
+    let Some(record) = sandbox else {
+        return std::future::pending().await;
+    };
+    loop {
+        tokio::time::sleep(RELIST_PERIOD).await;
+        if !crate::sandbox::is_alive(&record) {
+            return;
+        }
+    }
+}
+
 /// One pod's worker.
 pub struct Worker {
     node: Arc<Node>,
@@ -108,12 +125,14 @@ impl Worker {
                 continue;
             }
             let sleep = wake.unwrap_or(Duration::from_secs(3600));
+            let sandbox = self.state.sandbox.clone();
             tokio::select! {
                 msg = self.rx.recv() => match msg {
                     Some(msg) => self.handle(msg),
                     None => return,
                 },
                 _ = tokio::time::sleep(sleep) => {}
+                _ = sandbox_lost(sandbox) => {}
             }
             // Take whatever else is queued before the next sync.
             while let Ok(msg) = self.rx.try_recv() {
