@@ -427,7 +427,7 @@ impl Worker {
         match volumes::setup_volumes(&pod, &self.dir, self.node.objects.as_ref(), &self.node.info) {
             Ok(v) => self.volumes = Some(v),
             Err(err) => {
-                let msg = format!("MountVolume.SetUp failed: {err}");
+                let msg = err.event_message();
                 tracing::warn!("{msg}");
                 emit(
                     &self.node,
