@@ -248,6 +248,13 @@ impl PodState {
     }
 }
 
+/// Converts the runtime's time stamps.
+pub fn timestamp(t: chrono::DateTime<chrono::Utc>) -> Timestamp {
+    t.timestamp_nanos_opt()
+        .and_then(|n| Timestamp::from_nanosecond(n as i128).ok())
+        .unwrap_or_else(Timestamp::now)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -261,11 +268,4 @@ mod tests {
         let loaded = PodState::load(dir.path()).unwrap();
         assert_eq!(loaded.record("init").unwrap().restart_count(), 2);
     }
-}
-
-/// Converts the runtime's time stamps.
-pub fn timestamp(t: chrono::DateTime<chrono::Utc>) -> Timestamp {
-    t.timestamp_nanos_opt()
-        .and_then(|n| Timestamp::from_nanosecond(n as i128).ok())
-        .unwrap_or_else(Timestamp::now)
 }
