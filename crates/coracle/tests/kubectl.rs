@@ -25,7 +25,10 @@ impl Server {
         let server = Server { child, data, port };
         let deadline = Instant::now() + Duration::from_secs(20);
         while !server.kubeconfig().exists() {
-            assert!(Instant::now() < deadline, "server never wrote its kubeconfig");
+            assert!(
+                Instant::now() < deadline,
+                "server never wrote its kubeconfig"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         server
@@ -46,7 +49,11 @@ impl Server {
 
     fn ok(&self, args: &[&str]) -> String {
         let out = self.kubectl(args);
-        assert!(out.status.success(), "kubectl {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "kubectl {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
@@ -67,14 +74,21 @@ impl Server {
             if out.contains(want) {
                 return out;
             }
-            assert!(Instant::now() < deadline, "timed out waiting for {want:?} in {args:?}: {out}");
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {want:?} in {args:?}: {out}"
+            );
             std::thread::sleep(Duration::from_millis(200));
         }
     }
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn test_images() -> PathBuf {
@@ -142,7 +156,9 @@ fn kubectl_runs_the_tutorial_flow_and_a_restart_mid_init_loses_nothing() {
         .spawn()
         .unwrap();
 
-    assert!(server.ok(&["apply", "-f", &manifest]).contains("pod/web created"));
+    assert!(server
+        .ok(&["apply", "-f", &manifest])
+        .contains("pod/web created"));
     server.wait_for(&["get", "pods"], "Init:0/1", 20);
 
     // Restart the server while the init container runs.
@@ -152,8 +168,13 @@ fn kubectl_runs_the_tutorial_flow_and_a_restart_mid_init_loses_nothing() {
     server.wait_for(&["get", "pods"], "Running", 40);
     // Known issue: the init container may run a second time across the restart (its log
     // then holds two lines); the pod still completes its sequence.
-    assert!(server.ok(&["logs", "web", "-c", "init"]).starts_with("init-done\n"));
-    assert_eq!(server.ok(&["logs", "web", "-c", "main"]), "hello from main\n");
+    assert!(server
+        .ok(&["logs", "web", "-c", "init"])
+        .starts_with("init-done\n"));
+    assert_eq!(
+        server.ok(&["logs", "web", "-c", "main"]),
+        "hello from main\n"
+    );
 
     let describe = server.ok(&["describe", "pod", "web"]);
     assert!(describe.contains("Init Containers:"), "{describe}");
@@ -164,8 +185,12 @@ fn kubectl_runs_the_tutorial_flow_and_a_restart_mid_init_loses_nothing() {
     // A changed manifest is applied as a patch.
     let changed = INIT_POD.replace("app: web}", "app: web, tier: front}");
     std::fs::write(server.data.path().join("pod.yaml"), changed).unwrap();
-    assert!(server.ok(&["apply", "-f", &manifest]).contains("pod/web configured"));
-    assert!(server.ok(&["get", "pod", "web", "--show-labels"]).contains("app=web,tier=front"));
+    assert!(server
+        .ok(&["apply", "-f", &manifest])
+        .contains("pod/web configured"));
+    assert!(server
+        .ok(&["get", "pod", "web", "--show-labels"])
+        .contains("app=web,tier=front"));
 
     // Validation errors read as kubectl prints upstream's.
     let bad = server.data.path().join("bad.yaml");
@@ -177,7 +202,9 @@ fn kubectl_runs_the_tutorial_flow_and_a_restart_mid_init_loses_nothing() {
         "The Pod \"bad\" is invalid: spec.initContainers[0].name: Required value"
     );
 
-    assert!(server.ok(&["delete", "pod", "web"]).contains("pod \"web\" deleted"));
+    assert!(server
+        .ok(&["delete", "pod", "web"])
+        .contains("pod \"web\" deleted"));
     assert!(server.ok(&["get", "pods"]).is_empty());
 
     let _ = watch.kill();

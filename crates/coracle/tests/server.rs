@@ -20,7 +20,11 @@ impl Drop for Server {
 
 fn start() -> Server {
     let data = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let child = Command::new(env!("CARGO_BIN_EXE_coracle"))
         .arg("--data-dir")
         .arg(data.path())
@@ -34,7 +38,12 @@ fn start() -> Server {
         std::thread::sleep(Duration::from_millis(50));
     }
     let token = std::fs::read_to_string(data.path().join("pki/token")).unwrap();
-    Server { child, data, port, token }
+    Server {
+        child,
+        data,
+        port,
+        token,
+    }
 }
 
 impl Server {
@@ -46,7 +55,11 @@ impl Server {
         if auth {
             cmd.args(["-H", &format!("Authorization: Bearer {}", self.token)]);
         }
-        let out = cmd.args(args).arg(format!("https://127.0.0.1:{}{path}", self.port)).output().unwrap();
+        let out = cmd
+            .args(args)
+            .arg(format!("https://127.0.0.1:{}{path}", self.port))
+            .output()
+            .unwrap();
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         let (body, code) = text.rsplit_once('\n').unwrap();
         (code.parse().unwrap(), body.to_owned())
@@ -58,7 +71,10 @@ fn health_answers_without_auth_and_everything_else_needs_the_token() {
     let server = start();
     use std::os::unix::fs::PermissionsExt;
     for file in ["kubeconfig", "pki/token", "pki/ca.key", "pki/server.key"] {
-        let mode = std::fs::metadata(server.data.path().join(file)).unwrap().permissions().mode();
+        let mode = std::fs::metadata(server.data.path().join(file))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600, "{file}");
     }
     assert_eq!(server.curl(false, &[], "/healthz"), (200, "ok".into()));
@@ -83,13 +99,26 @@ fn bad_input_gets_status_errors_and_the_server_keeps_serving() {
 
     let (code, body) = server.curl(true, &[json[0], json[1], "--data-binary", &big_arg], cm);
     assert_eq!(code, 413, "{body}");
-    let (code, body) = server.curl(true, &[json[0], json[1], "--data-binary", "{\"a\":\"\u{ff}\"}".replace('\u{ff}', "\\xff").as_str()], cm);
+    let (code, body) = server.curl(
+        true,
+        &[
+            json[0],
+            json[1],
+            "--data-binary",
+            "{\"a\":\"\u{ff}\"}".replace('\u{ff}', "\\xff").as_str(),
+        ],
+        cm,
+    );
     assert_eq!(code, 400, "{body}");
     let deep = "[".repeat(5000) + &"]".repeat(5000);
     let (code, body) = server.curl(true, &[json[0], json[1], "--data-binary", &deep], cm);
     assert_eq!(code, 400, "{body}");
     assert!(body.contains("\"kind\":\"Status\""), "{body}");
-    let (code, _) = server.curl(true, &["-H", "Content-Type: text/plain", "--data-binary", "x"], cm);
+    let (code, _) = server.curl(
+        true,
+        &["-H", "Content-Type: text/plain", "--data-binary", "x"],
+        cm,
+    );
     assert_eq!(code, 415);
     let (code, body) = server.curl(true, &[], "/api/v1/namespaces/default/widgets");
     assert_eq!(code, 404, "{body}");
@@ -97,7 +126,8 @@ fn bad_input_gets_status_errors_and_the_server_keeps_serving() {
     assert_eq!(code, 404);
     assert!(body.contains("pods \\\"nope\\\" not found"), "{body}");
 
-    let created = r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c"},"data":{"a":"1"}}"#;
+    let created =
+        r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c"},"data":{"a":"1"}}"#;
     let (code, body) = server.curl(true, &[json[0], json[1], "--data-binary", created], cm);
     assert_eq!(code, 201, "{body}");
     let (code, _) = server.curl(true, &[json[0], json[1], "--data-binary", created], cm);
