@@ -48,6 +48,11 @@ pub struct RunArgs {
     #[arg(long, default_value = coracle_network::DEFAULT_POD_CIDR)]
     pub pod_cidr: String,
 
+    /// The Linux bridge of the pod network. A bridge keeps the gateway address of the range it
+    /// was first set up with, so a different `--pod-cidr` needs a bridge of its own.
+    #[arg(long, default_value = coracle_network::DEFAULT_BRIDGE)]
+    pub bridge: String,
+
     /// Give pods a network namespace with loopback only, without CNI.
     #[arg(long)]
     pub no_network: bool,
@@ -219,6 +224,7 @@ pub async fn run(global: &GlobalArgs, args: RunArgs) -> anyhow::Result<i32> {
         if let Ok(cidr) = args.pod_cidr.parse() {
             net.pod_cidr = cidr;
         }
+        net.bridge_name = args.bridge.clone();
         net
     });
     if !args.no_network && args.pod_cidr.parse::<coracle_network::IpNet>().is_err() {
