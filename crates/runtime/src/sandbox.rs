@@ -101,6 +101,10 @@ fn hold_namespaces(
             source: nix::Error::last(),
         })
     };
+    // Release the child with a byte rather than by closing our end: a sandbox child forked
+    // at the same moment by another thread holds a copy of `done_w` (fork copies every
+    // descriptor, and CLOEXEC only acts on exec), so end-of-file might never come.
+    let _ = nix::unistd::write(&done_w, &[1]);
     drop(done_w);
     let _ = waitpid(child, None);
     result
@@ -157,7 +161,7 @@ impl ChildStep<'_> {
             }
             let verdict: u8 = ok.into();
             libc::write(ready_w.as_raw_fd(), (&verdict as *const u8).cast(), 1);
-            // Hold the namespaces until the parent has mounted them and closes its end.
+            // Hold the namespaces until the parent has mounted them and says so.
             let mut byte = 0u8;
             libc::read(done_r.as_raw_fd(), (&mut byte as *mut u8).cast(), 1);
             libc::_exit(0)
