@@ -26,6 +26,7 @@ pub mod resources;
 pub mod rest;
 pub mod router;
 pub mod selectors;
+pub mod spdy;
 pub mod state;
 pub mod status_error;
 pub mod table;
