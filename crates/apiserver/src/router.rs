@@ -27,6 +27,8 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/livez", get(health))
         .route("/readyz", get(health))
         .route("/version", get(version))
+        // The official clients (Python, Java) ask for `/version/`; upstream serves both.
+        .route("/version/", get(version))
         .fallback(api)
         .with_state(state)
 }
