@@ -8,8 +8,9 @@
 //! # Caveats
 //!
 //! Store calls are synchronous and made on the async workers (each is one short redb
-//! transaction). Server-side apply merges without field-ownership conflicts. exec and
-//! port-forward are not served yet. `events.k8s.io/v1` is stored apart from `v1` events.
+//! transaction). Server-side apply merges without field-ownership conflicts. exec is not
+//! served yet; port-forward is, without SPDY flow control ([`portforward`]).
+//! `events.k8s.io/v1` is stored apart from `v1` events.
 //! ownerReferences are stored but no garbage collector acts on them.
 
 pub mod codec;
@@ -21,6 +22,7 @@ pub mod meta;
 pub mod node;
 pub mod openapi;
 pub mod patch;
+pub mod portforward;
 pub mod query;
 pub mod resources;
 pub mod rest;

@@ -94,6 +94,13 @@ async fn handle(state: Arc<ApiState>, req: axum::extract::Request) -> Result<Res
     let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     let is_get = parts.method == Method::GET;
 
+    // Upgrades need the request's parts (its `OnUpgrade`), not a body read to the end.
+    if let ["api", "v1", "namespaces", ns, "pods", name, "portforward"] = segs.as_slice() {
+        if matches!(parts.method, Method::GET | Method::POST) {
+            return crate::portforward::serve(state.clone(), ns, name, parts).await;
+        }
+    }
+
     match segs.as_slice() {
         ["api"] | ["apis"] if is_get => {
             let core = segs[0] == "api";
