@@ -51,7 +51,7 @@ impl Server {
 }
 
 impl Drop for Server {
-    /// SIGTERM, so the server stops the pods it runs, and wait.
+    /// SIGTERM and wait. Containers outlive the server: the Python test deletes its pod.
     fn drop(&mut self) {
         let _ = nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(self.child.id() as i32),
