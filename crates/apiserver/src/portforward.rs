@@ -1,0 +1,633 @@
+//! `pods/<name>/portforward`: `kubectl port-forward` as upstream serves it.
+//!
+//! The client upgrades the request either to a WebSocket with subprotocol
+//! `SPDY/3.1+portforward.k8s.io`, whose binary messages carry a byte stream of SPDY frames
+//! (kube-apiserver's tunnelling handler), or, as the fallback, to raw SPDY/3.1
+//! (`X-Stream-Protocol-Version: portforward.k8s.io`). Either way one SPDY session follows
+//! ([`spdy`]), in which every local connection opens two streams with the same `requestid`:
+//! `error` and `data`, each with a `port` header.
+//!
+//! For each pair we do what the kubelet and containerd do: connect to `localhost:<port>` inside
+//! the pod's network namespace (so a server on the pod's 127.0.0.1 is reachable), copy bytes
+//! both ways, and close the data stream and then the error stream. A failure is written as text
+//! on the error stream, worded as upstream words it.
+//!
+//! # Caveats
+//!
+//! When the pod side closes, its data stream is closed at once; containerd instead waits up to
+//! a second for the client's side first. When the client closes its side first, the pod's
+//! socket is half-closed and the pod may keep answering. Pairs whose second stream never
+//! arrives wait until the connection ends (upstream times them out).
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream as StdTcpStream};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::FromRequestParts;
+use axum::http::{header, request::Parts, HeaderMap, StatusCode};
+use axum::response::Response;
+use bytes::{Bytes, BytesMut};
+use coracle_kubelet::state::PodState;
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::meta;
+use crate::resources;
+use crate::spdy::{self, Frame, FLAG_FIN};
+use crate::state::{stopped, ApiState};
+use crate::status_error::ApiError;
+
+/// The WebSocket subprotocol of SPDY tunnelled in WebSocket messages.
+pub const TUNNEL_PROTOCOL: &str = "SPDY/3.1+portforward.k8s.io";
+/// The port-forward protocol negotiated on a raw SPDY upgrade.
+pub const PORT_FORWARD_PROTOCOL: &str = "portforward.k8s.io";
+/// How much is read from the pod's socket into one DATA frame.
+const CHUNK: usize = 32 * 1024;
+
+/// Where the streams of one pod connect.
+#[derive(Debug, Clone)]
+struct PodTarget {
+    /// The sandbox id, which upstream's messages name the pod by.
+    sandbox: String,
+    /// The sandbox's network namespace file; `None` with host networking.
+    netns: Option<PathBuf>,
+}
+
+/// Answers a port-forward request: checks the pod, then upgrades and runs the SPDY session.
+pub async fn serve(
+    state: Arc<ApiState>,
+    namespace: &str,
+    name: &str,
+    mut parts: Parts,
+) -> Result<Response, ApiError> {
+    let target = pod_target(&state, namespace, name)?;
+    let shutdown = state.shutdown.clone();
+
+    if is_websocket(&parts.headers) {
+        let upgrade = WebSocketUpgrade::from_request_parts(&mut parts, &())
+            .await
+            .map_err(|e| ApiError::BadRequest(e.body_text()))?
+            .protocols([TUNNEL_PROTOCOL]);
+        if upgrade.selected_protocol().is_none() {
+            return Err(ApiError::BadRequest(format!(
+                "port-forward over WebSocket needs the subprotocol {TUNNEL_PROTOCOL}"
+            )));
+        }
+        return Ok(upgrade.on_upgrade(move |socket| async move {
+            let (ours, theirs) = tokio::io::duplex(64 * 1024);
+            let session = tokio::spawn(run_session(ours, target, shutdown));
+            bridge_websocket(socket, theirs).await;
+            let _ = session.await;
+        }));
+    }
+
+    if !is_spdy(&parts.headers) {
+        return Err(ApiError::BadRequest("Upgrade request required".into()));
+    }
+    if !offers_port_forward(&parts.headers) {
+        return Err(ApiError::Forbidden(format!(
+            "unable to upgrade: unable to negotiate protocol: server supports [{PORT_FORWARD_PROTOCOL}]"
+        )));
+    }
+    let on_upgrade = parts
+        .extensions
+        .remove::<hyper::upgrade::OnUpgrade>()
+        .ok_or_else(|| ApiError::BadRequest("the connection cannot be upgraded".into()))?;
+    tokio::spawn(async move {
+        match on_upgrade.await {
+            Ok(upgraded) => run_session(TokioIo::new(upgraded), target, shutdown).await,
+            Err(err) => tracing::debug!("port-forward upgrade failed: {err}"),
+        }
+    });
+    Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(header::CONNECTION, "Upgrade")
+        .header(header::UPGRADE, "SPDY/3.1")
+        .header("X-Stream-Protocol-Version", PORT_FORWARD_PROTOCOL)
+        .body(Body::empty())
+        .map_err(|e| ApiError::Internal(e.to_string()))
+}
+
+fn is_websocket(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+}
+
+fn is_spdy(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("SPDY/3.1"))
+}
+
+/// Whether the client offers `portforward.k8s.io` (or offers nothing, as old clients do).
+fn offers_port_forward(headers: &HeaderMap) -> bool {
+    let mut offered = headers
+        .get_all("x-stream-protocol-version")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .peekable();
+    offered.peek().is_none() || offered.any(|p| p == PORT_FORWARD_PROTOCOL)
+}
+
+/// Finds the running sandbox of pod `name`, refusing a pod that has none as upstream does.
+fn pod_target(state: &ApiState, namespace: &str, name: &str) -> Result<PodTarget, ApiError> {
+    let pods = resources::find("", "v1", "pods").ok_or(ApiError::NoSuchPath)?;
+    let key = state.key(pods, Some(namespace), name)?;
+    let (_, pod) = state
+        .store
+        .get(&key)
+        .map_err(|e| ApiError::from_store(e, "pods", name))?
+        .ok_or_else(|| ApiError::NotFound {
+            resource: "pods".into(),
+            name: name.to_owned(),
+        })?;
+
+    // kube-apiserver's PortForwardLocation: a pod must be bound before anything is dialled.
+    let node = pod.pointer("/spec/nodeName").and_then(Value::as_str);
+    if node.is_none_or(str::is_empty) {
+        return Err(ApiError::BadRequest(format!(
+            "pod {name} does not have a host assigned"
+        )));
+    }
+
+    // The kubelet's runtime looks the sandbox up by pod UID; a pod without one is refused.
+    let uid = meta::meta_str(&pod, "uid").unwrap_or("");
+    let sandbox = PodState::load(&state.data_dir.join("pods").join(uid))
+        .ok()
+        .and_then(|s| s.sandbox);
+    let Some(sandbox) = sandbox else {
+        return Err(ApiError::BadRequest(format!(
+            "unable to upgrade connection: pod {name} has no running sandbox: \
+             failed to find sandboxID for pod {name}_{namespace}({uid})"
+        )));
+    };
+    let netns = (!sandbox.host_network)
+        .then(|| coracle_runtime::sandbox::sandbox_namespaces(&sandbox.dir).net);
+    Ok(PodTarget {
+        sandbox: sandbox.id,
+        netns,
+    })
+}
+
+/// Copies binary WebSocket messages into `io` and what `io` yields back out as messages:
+/// message boundaries carry no meaning in the tunnelling protocol.
+async fn bridge_websocket(mut socket: WebSocket, io: tokio::io::DuplexStream) {
+    let (mut from_session, mut to_session) = tokio::io::split(io);
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        tokio::select! {
+            message = socket.recv() => match message {
+                Some(Ok(Message::Binary(bytes))) => {
+                    if to_session.write_all(&bytes).await.is_err() {
+                        break;
+                    }
+                }
+                // Pongs are sent for us; text messages are not part of the protocol.
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                Some(Ok(Message::Text(_) | Message::Close(_)) | Err(_)) | None => break,
+            },
+            read = from_session.read(&mut buf) => match read {
+                Ok(0) | Err(_) => {
+                    let close = CloseFrame { code: 1000, reason: "".into() };
+                    let _ = socket.send(Message::Close(Some(close))).await;
+                    break;
+                }
+                Ok(n) => {
+                    let bytes = Bytes::copy_from_slice(&buf[..n]);
+                    if socket.send(Message::Binary(bytes)).await.is_err() {
+                        break;
+                    }
+                }
+            },
+        }
+    }
+}
+
+/// The data stream of a request, by stream id; `inbound` feeds its forward.
+struct DataStream {
+    inbound: mpsc::Sender<Bytes>,
+}
+
+/// The two streams of one request as they arrive.
+#[derive(Default)]
+struct Pair {
+    error: Option<u32>,
+    data: Option<(u32, mpsc::Receiver<Bytes>)>,
+    port: String,
+}
+
+/// What the session does after a frame.
+enum Next {
+    Continue,
+    End,
+}
+
+/// One SPDY session: the streams the client opened and the forwards running for them.
+struct Session {
+    target: PodTarget,
+    frames: mpsc::Sender<Frame>,
+    data_streams: HashMap<u32, DataStream>,
+    pairs: HashMap<String, Pair>,
+    forwards: HashMap<u32, JoinHandle<()>>,
+    last_stream_id: u32,
+    going_away: bool,
+}
+
+/// Runs one SPDY session on `io` until the client goes away or the server stops.
+async fn run_session<S>(io: S, target: PodTarget, mut shutdown: watch::Receiver<bool>)
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (mut reader, writer) = tokio::io::split(io);
+    let (frames, outgoing) = mpsc::channel::<Frame>(64);
+    let writer = tokio::spawn(write_frames(writer, outgoing));
+    let mut session = Session {
+        target,
+        frames,
+        data_streams: HashMap::new(),
+        pairs: HashMap::new(),
+        forwards: HashMap::new(),
+        last_stream_id: 0,
+        going_away: false,
+    };
+
+    let mut decoder = spdy::Decoder::default();
+    let mut buf = BytesMut::with_capacity(CHUNK);
+    'session: loop {
+        let read = tokio::select! {
+            read = reader.read_buf(&mut buf) => read,
+            _ = stopped(&mut shutdown) => break,
+        };
+        if !matches!(read, Ok(n) if n > 0) {
+            break;
+        }
+        loop {
+            let next = match decoder.decode(&mut buf) {
+                Ok(Some(frame)) => session.on_frame(frame).await,
+                Ok(None) => break,
+                Err(err) => session.protocol_error(err).await,
+            };
+            if let Next::End = next {
+                break 'session;
+            }
+        }
+        session.forwards.retain(|_, f| !f.is_finished());
+    }
+
+    // The client is gone: so are the pod connections.
+    for forward in session.forwards.into_values() {
+        forward.abort();
+    }
+    drop(session.frames);
+    let _ = writer.await;
+}
+
+impl Session {
+    async fn send(&self, frame: Frame) -> Next {
+        match self.frames.send(frame).await {
+            Ok(()) => Next::Continue,
+            Err(_) => Next::End,
+        }
+    }
+
+    async fn on_frame(&mut self, frame: Frame) -> Next {
+        match frame {
+            Frame::SynStream {
+                stream_id, headers, ..
+            } => self.on_syn_stream(stream_id, &headers).await,
+            Frame::Data {
+                stream_id,
+                flags,
+                data,
+            } => {
+                self.on_data(stream_id, flags, data).await;
+                Next::Continue
+            }
+            Frame::RstStream { stream_id, .. } => {
+                self.data_streams.remove(&stream_id);
+                if let Some(forward) = self.forwards.remove(&stream_id) {
+                    forward.abort();
+                }
+                Next::Continue
+            }
+            Frame::Ping { id } => self.send(Frame::Ping { id }).await,
+            Frame::GoAway { .. } => {
+                self.going_away = true;
+                Next::Continue
+            }
+            Frame::SynReply { .. }
+            | Frame::Headers { .. }
+            | Frame::Settings { .. }
+            | Frame::WindowUpdate { .. }
+            | Frame::Unknown { .. } => Next::Continue,
+        }
+    }
+
+    /// Accepts an `error` or `data` stream and starts the forward once its pair is complete.
+    async fn on_syn_stream(&mut self, stream_id: u32, headers: &spdy::Headers) -> Next {
+        let kind = spdy::header(headers, "streamtype").unwrap_or("");
+        let request = spdy::header(headers, "requestid").unwrap_or("");
+        let port = spdy::header(headers, "port").unwrap_or("");
+        if self.going_away || !matches!(kind, "error" | "data") {
+            let status = spdy::RST_REFUSED_STREAM;
+            return self.send(Frame::RstStream { stream_id, status }).await;
+        }
+        self.last_stream_id = self.last_stream_id.max(stream_id);
+        let reply = Frame::SynReply {
+            stream_id,
+            flags: 0,
+            headers: Vec::new(),
+        };
+        if let Next::End = self.send(reply).await {
+            return Next::End;
+        }
+
+        let pair = self.pairs.entry(request.to_owned()).or_default();
+        pair.port = port.to_owned();
+        if kind == "error" {
+            pair.error = Some(stream_id);
+        } else {
+            let (inbound, receiver) = mpsc::channel(16);
+            self.data_streams.insert(stream_id, DataStream { inbound });
+            pair.data = Some((stream_id, receiver));
+        }
+        if pair.error.is_none() || pair.data.is_none() {
+            return Next::Continue;
+        }
+        if let Some(Pair {
+            error: Some(error),
+            data: Some((data, inbound)),
+            port,
+        }) = self.pairs.remove(request)
+        {
+            let frames = self.frames.clone();
+            let forward = forward(self.target.clone(), port, error, data, inbound, frames);
+            self.forwards.insert(data, tokio::spawn(forward));
+        }
+        Next::Continue
+    }
+
+    /// Hands client bytes to the forward; FIN (dropping the sender) tells it the client is done.
+    /// Bytes on error streams are dropped: kubectl never writes there.
+    async fn on_data(&mut self, stream_id: u32, flags: u8, data: Bytes) {
+        let Some(stream) = self.data_streams.get(&stream_id) else {
+            return;
+        };
+        if !data.is_empty() && stream.inbound.send(data).await.is_err() {
+            self.data_streams.remove(&stream_id);
+        }
+        if flags & FLAG_FIN != 0 {
+            self.data_streams.remove(&stream_id);
+        }
+    }
+
+    /// A frame we cannot read ends the session with GOAWAY, as the spec asks.
+    async fn protocol_error(&mut self, err: spdy::SpdyError) -> Next {
+        tracing::debug!("port-forward: {err}");
+        let _ = self
+            .send(Frame::GoAway {
+                last_good_stream_id: self.last_stream_id,
+                status: spdy::RST_PROTOCOL_ERROR,
+            })
+            .await;
+        Next::End
+    }
+}
+
+/// Encodes frames from the session and its forwards onto the connection, in order.
+async fn write_frames<W: AsyncWrite>(
+    mut writer: tokio::io::WriteHalf<W>,
+    mut frames: mpsc::Receiver<Frame>,
+) {
+    let mut encoder = spdy::Encoder::default();
+    let mut out = Vec::new();
+    while let Some(frame) = frames.recv().await {
+        out.clear();
+        encoder.encode(&frame, &mut out);
+        // Write whatever else is queued in the same go.
+        while let Ok(frame) = frames.try_recv() {
+            encoder.encode(&frame, &mut out);
+        }
+        if writer.write_all(&out).await.is_err() || writer.flush().await.is_err() {
+            return;
+        }
+    }
+    let _ = writer.shutdown().await;
+}
+
+/// One request: connect inside the pod, copy both ways, then close data and error streams.
+async fn forward(
+    target: PodTarget,
+    port: String,
+    error: u32,
+    data: u32,
+    inbound: mpsc::Receiver<Bytes>,
+    frames: mpsc::Sender<Frame>,
+) {
+    let result = match port.parse::<u16>() {
+        Ok(port) => match connect_in_pod(&target, port).await {
+            Ok(socket) => {
+                copy(socket, data, inbound, &frames).await;
+                Ok(())
+            }
+            Err(text) => Err(format!(
+                "error forwarding port {port} to pod {}, uid : {text}",
+                target.sandbox
+            )),
+        },
+        // The kubelet's handler refuses a request whose port header is not a number.
+        Err(_) => Err(format!("invalid port header: {port:?}")),
+    };
+
+    let fin = |stream_id| Frame::Data {
+        stream_id,
+        flags: FLAG_FIN,
+        data: Bytes::new(),
+    };
+    let _ = frames.send(fin(data)).await;
+    if let Err(text) = result {
+        tracing::info!(sandbox = %target.sandbox, "port-forward: {text}");
+        let message = Frame::Data {
+            stream_id: error,
+            flags: 0,
+            data: Bytes::from(text),
+        };
+        let _ = frames.send(message).await;
+    }
+    let _ = frames.send(fin(error)).await;
+}
+
+/// Copies until the pod closes its side, and a second longer for the client to close its own.
+async fn copy(
+    socket: TcpStream,
+    data: u32,
+    mut inbound: mpsc::Receiver<Bytes>,
+    frames: &mpsc::Sender<Frame>,
+) {
+    let (mut from_pod, mut to_pod) = socket.into_split();
+    let to_pod_task = async move {
+        while let Some(bytes) = inbound.recv().await {
+            if to_pod.write_all(&bytes).await.is_err() {
+                return;
+            }
+        }
+        // The client sent FIN: half-close, so the pod sees end of input and can still answer.
+        let _ = to_pod.shutdown().await;
+    };
+    tokio::pin!(to_pod_task);
+
+    let mut buf = vec![0u8; CHUNK];
+    let mut client_done = false;
+    loop {
+        tokio::select! {
+            read = from_pod.read(&mut buf) => match read {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    let frame = Frame::Data {
+                        stream_id: data,
+                        flags: 0,
+                        data: Bytes::copy_from_slice(&buf[..n]),
+                    };
+                    if frames.send(frame).await.is_err() {
+                        return;
+                    }
+                }
+            },
+            _ = &mut to_pod_task, if !client_done => client_done = true,
+        }
+    }
+    if !client_done {
+        let _ = tokio::time::timeout(Duration::from_secs(1), to_pod_task).await;
+    }
+}
+
+/// Connects to `localhost:port` in the pod's network namespace, IPv4 first, then IPv6, as
+/// containerd does; the error is worded as containerd words it.
+async fn connect_in_pod(target: &PodTarget, port: u16) -> Result<TcpStream, String> {
+    let (done, result) = tokio::sync::oneshot::channel();
+    let (netns, sandbox) = (target.netns.clone(), target.sandbox.clone());
+
+    // setns changes the calling thread only, so the connect runs on a thread of its own that
+    // ends right after: no tokio worker ever enters the pod's namespace.
+    let spawned = std::thread::Builder::new()
+        .name("port-forward".into())
+        .spawn(move || {
+            let _ = done.send(connect_blocking(netns, &sandbox, port));
+        });
+    if let Err(err) = spawned {
+        return Err(format!("cannot start a thread to connect: {err}"));
+    }
+    let socket = result
+        .await
+        .map_err(|_| "the connecting thread ended without an answer".to_owned())??;
+    socket
+        .set_nonblocking(true)
+        .and_then(|()| TcpStream::from_std(socket))
+        .map_err(|e| e.to_string())
+}
+
+fn connect_blocking(
+    netns: Option<PathBuf>,
+    sandbox: &str,
+    port: u16,
+) -> Result<StdTcpStream, String> {
+    if let Some(path) = &netns {
+        let entered = std::fs::File::open(path).and_then(|file| {
+            nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).map_err(io::Error::from)
+        });
+        if let Err(err) = entered {
+            return Err(format!(
+                "failed to execute portforward in network namespace {:?}: {}",
+                path.display().to_string(),
+                go_error(&err)
+            ));
+        }
+    }
+    let v4 = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let v6 = SocketAddr::from((Ipv6Addr::LOCALHOST, port));
+    let err4 = match StdTcpStream::connect(v4) {
+        Ok(socket) => return Ok(socket),
+        Err(err) => err,
+    };
+    let err6 = match StdTcpStream::connect(v6) {
+        Ok(socket) => return Ok(socket),
+        Err(err) => err,
+    };
+    Err(format!(
+        "failed to connect to localhost:{port} inside namespace {sandbox:?}, \
+         IPv4: dial tcp4 {v4}: connect: {} IPv6 dial tcp6 {v6}: connect: {} ",
+        go_error(&err4),
+        go_error(&err6)
+    ))
+}
+
+/// An OS error as Go prints it: the lower-case errno text, without the number.
+fn go_error(err: &io::Error) -> String {
+    match err.raw_os_error() {
+        Some(code) => {
+            let text = nix::errno::Errno::from_raw(code).desc();
+            let mut chars = text.chars();
+            chars
+                .next()
+                .map(|c| c.to_lowercase().chain(chars).collect())
+                .unwrap_or_default()
+        }
+        None => err.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_read_as_go_prints_them() {
+        let refused = io::Error::from_raw_os_error(libc::ECONNREFUSED);
+        assert_eq!(go_error(&refused), "connection refused");
+    }
+
+    #[test]
+    fn refused_connect_names_both_families_as_containerd_does() {
+        let port = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap().port()
+        };
+        let text = connect_blocking(None, "sb1", port).unwrap_err();
+        assert!(
+            text.starts_with(&format!(
+                "failed to connect to localhost:{port} inside namespace \"sb1\", IPv4: dial tcp4 127.0.0.1:{port}: connect: connection refused IPv6 dial tcp6 [::1]:{port}: connect: "
+            )),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn protocol_offer_accepts_port_forward_or_nothing() {
+        let mut headers = HeaderMap::new();
+        assert!(offers_port_forward(&headers));
+        headers.append(
+            "x-stream-protocol-version",
+            "v4.channel.k8s.io".parse().unwrap(),
+        );
+        assert!(!offers_port_forward(&headers));
+        headers.append(
+            "x-stream-protocol-version",
+            PORT_FORWARD_PROTOCOL.parse().unwrap(),
+        );
+        assert!(offers_port_forward(&headers));
+    }
+}
