@@ -69,10 +69,20 @@ enum Command {
     /// Internal: the per-container helper process. Not for direct use.
     #[command(hide = true)]
     Shim(cli::shim::ShimArgs),
+
+    /// Internal: the helper that runs one exec'd process in a container. Not for direct use.
+    #[command(hide = true)]
+    ExecShim(cli::exec_shim::ExecShimArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+
+    // The exec helper's stderr belongs to the exec'd process: it logs to a file, and stays
+    // single-threaded like the shim.
+    if let Command::ExecShim(args) = cli.command {
+        return cli::exit_code(cli::exec_shim::run(args));
+    }
     cli::init_tracing();
 
     // The shim must stay single-threaded: dispatch it before tokio exists.
@@ -98,7 +108,7 @@ fn main() -> ExitCode {
             Command::Convert(args) => cli::convert::run(args),
             Command::Run(args) => cli::run::run(&cli.global, args).await,
             Command::Server(args) => cli::server::run(&cli.global, args).await,
-            Command::Shim(_) => unreachable!("dispatched above"),
+            Command::Shim(_) | Command::ExecShim(_) => unreachable!("dispatched above"),
         }
     });
     cli::exit_code(result)

@@ -36,6 +36,22 @@ pub enum RuntimeError {
         id: String,
     },
 
+    /// The operation needs a running container.
+    #[error("container \"{id}\" is not running")]
+    NotRunning {
+        /// The container id.
+        id: String,
+    },
+
+    /// A process could not be started in the container; `message` is the runtime's own error.
+    #[error("cannot exec in container \"{id}\": {message}")]
+    ExecFailed {
+        /// The container id.
+        id: String,
+        /// The runtime's message, e.g. `exec: "nosuch": executable file not found in $PATH`.
+        message: String,
+    },
+
     /// The OCI runtime refused to create or start the container; `message` is its own last error.
     #[error("container \"{id}\" failed to start: {message}")]
     StartFailed {

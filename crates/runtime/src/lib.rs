@@ -32,8 +32,10 @@
 //! # Caveats
 //!
 //! Containers get no terminal (`tty: true` is ignored) and no stdin (`stdin: true` is ignored):
-//! their stdin is `/dev/null`. The container's cgroup is `<cgroup_parent>/<id>`; parent cgroups
-//! are left for the caller to remove ([`cgroups::remove_cgroup`]).
+//! their stdin is `/dev/null`. Processes exec'd into a container ([`ContainerRuntime::exec`])
+//! do get stdin and a terminal; see [`exec_shim`] for what they share with the container.
+//! The container's cgroup is `<cgroup_parent>/<id>`; parent cgroups are left for the caller
+//! to remove ([`cgroups::remove_cgroup`]).
 
 #![allow(unsafe_code)]
 
@@ -41,6 +43,8 @@ pub mod cgroups;
 pub mod command;
 pub mod config;
 pub mod error;
+pub mod exec;
+pub mod exec_shim;
 pub mod executor;
 pub mod logs;
 pub mod rootfs;
@@ -53,6 +57,7 @@ pub mod user;
 
 pub use config::{default_etc_mounts, ContainerConfig, Mount, Propagation, SandboxNamespaces};
 pub use error::RuntimeError;
+pub use exec::{ExecRequest, ExecSession};
 pub use logs::{read_log, LogFollower, LogLine, Stream};
 pub use runtime::ContainerRuntime;
 pub use sandbox::{create_sandbox, load_sandbox, remove_sandbox};

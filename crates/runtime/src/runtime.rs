@@ -46,6 +46,11 @@ impl ContainerRuntime {
         }
     }
 
+    /// The `coracle` binary the shims are run from.
+    pub(crate) fn shim_exe(&self) -> &Path {
+        &self.inner.shim_exe
+    }
+
     /// The directory of container `id`.
     pub fn container_dir(&self, id: &str) -> PathBuf {
         self.inner.containers.join(id)

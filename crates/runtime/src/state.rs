@@ -20,6 +20,8 @@ pub const STARTED: &str = "started.json";
 pub const EXIT: &str = "exit.json";
 /// The shim's own log (its stderr).
 pub const SHIM_LOG: &str = "shim.log";
+/// The log of the exec helpers (`coracle exec-shim`), appended to by each.
+pub const EXEC_LOG: &str = "exec.log";
 
 /// What the shim needs to know, written by the runtime as `shim.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -2,6 +2,7 @@
 
 pub mod convert;
 pub mod ctr;
+pub mod exec_shim;
 pub mod image;
 pub mod run;
 pub mod server;
