@@ -166,11 +166,8 @@ fn kubectl_runs_the_tutorial_flow_and_a_restart_mid_init_loses_nothing() {
     let data = server.stop();
     let server = Server::start(data, port);
     server.wait_for(&["get", "pods"], "Running", 40);
-    // Known issue: the init container may run a second time across the restart (its log
-    // then holds two lines); the pod still completes its sequence.
-    assert!(server
-        .ok(&["logs", "web", "-c", "init"])
-        .starts_with("init-done\n"));
+    // The init container ran once, across the restart.
+    assert_eq!(server.ok(&["logs", "web", "-c", "init"]), "init-done\n");
     assert_eq!(
         server.ok(&["logs", "web", "-c", "main"]),
         "hello from main\n"

@@ -83,6 +83,97 @@ spec:
     assert!(log.contains("a ran"), "{log}");
 }
 
+/// Kills `coracle run` with SIGKILL again and again at moments spread over the pod's start
+/// (during sandbox set-up, in the middle of a container's start, between init containers):
+/// every init container still runs exactly once, and the app once.
+#[test]
+fn a_coracle_run_killed_at_any_moment_runs_each_init_container_once() {
+    let env = Env::new();
+    let file = env.manifest(
+        "pod.yaml",
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: killed}
+spec:
+  restartPolicy: Never
+  initContainers:
+  - {name: init-1, image: busybox, imagePullPolicy: IfNotPresent, command: [sh, -c, "echo run >> /h/init-1"], volumeMounts: [{name: h, mountPath: /h}]}
+  - {name: init-2, image: busybox, imagePullPolicy: IfNotPresent, command: [sh, -c, "echo run >> /h/init-2"], volumeMounts: [{name: h, mountPath: /h}]}
+  - {name: init-3, image: busybox, imagePullPolicy: IfNotPresent, command: [sh, -c, "echo run >> /h/init-3"], volumeMounts: [{name: h, mountPath: /h}]}
+  containers:
+  - {name: app, image: busybox, imagePullPolicy: IfNotPresent, command: [sh, -c, "echo run >> /h/app"], volumeMounts: [{name: h, mountPath: /h}]}
+  volumes: [{name: h, hostPath: {path: HOST}}]
+"#,
+    );
+    let path = file.to_str().unwrap();
+    for round in 0..20u64 {
+        if !env.host_lines("app").is_empty() {
+            break;
+        }
+        let log = std::fs::File::create(env.host.join(format!("round-{round}.log"))).unwrap();
+        let mut run = env
+            .run_command(&["--no-network", path])
+            .env("CORACLE_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        // Offsets of 30 to 900 ms in 71 ms strides (a container takes about 250 ms here):
+        // the kills fall on every phase of a start.
+        std::thread::sleep(Duration::from_millis(30 + (round * 71) % 870));
+        run.kill().unwrap(); // SIGKILL
+        run.wait().unwrap();
+    }
+
+    // Unless a run got to the app before its kill, one more run finishes the pod. (A run
+    // killed after the app, before its clean-up, leaves a finished pod that the next run of
+    // the manifest would replace and run anew: that is a new run, not a resumed one.)
+    let app_ran = !env.host_lines("app").is_empty();
+    if !app_ran {
+        let out = env.run(&["--no-network", path], secs(30));
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "stdout:\n{}\nstderr:\n{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+    }
+    let logs = || {
+        (0..20)
+            .map(|r| {
+                format!(
+                    "round {r}:\n{}",
+                    env.host_lines(&format!("round-{r}.log")).join("\n")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    for name in ["init-1", "init-2", "init-3", "app"] {
+        assert_eq!(env.host_lines(name), ["run"], "{name} ran once; {}", logs());
+    }
+    // Nothing is left running (the app of a run killed just after it wrote its line may take
+    // a moment to exit).
+    let deadline = Instant::now() + secs(10);
+    loop {
+        let running = env
+            .containers()
+            .into_iter()
+            .filter(|(_, status)| status.exit().is_none())
+            .collect::<Vec<_>>();
+        if running.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{running:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    if !app_ran {
+        assert!(env.containers().is_empty(), "{:?}", env.containers());
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_sandbox_reruns_every_init_container_in_order() {
     let lab = Lab::new();

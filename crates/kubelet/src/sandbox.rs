@@ -125,6 +125,21 @@ pub async fn create(
     let dir = node.config.run_dir.join("sandboxes").join(&id);
     let hostname = hostname(pod);
 
+    // An earlier coracle may have been killed half-way through this very attempt, before it
+    // could record it: clear what it left (the network first, as for any removal).
+    if dir.exists() {
+        let leftover = SandboxRecord {
+            id: id.clone(),
+            attempt,
+            dir: dir.clone(),
+            host_network,
+            ips: Vec::new(),
+            created_at: Timestamp::now(),
+        };
+        tracing::info!(sandbox = %id, "removing a sandbox whose creation was cut off");
+        remove(node, pod, &leftover).await;
+    }
+
     let create_dir = dir.clone();
     let create_host = hostname.clone();
     tokio::task::spawn_blocking(move || {

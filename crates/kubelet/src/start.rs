@@ -203,6 +203,13 @@ pub async fn start(
         created,
         Some(c.field_path()),
     );
+    // Write ahead: the instance is on disk before the runtime creates it, so a coracle
+    // killed during the start finds it on its next run and adopts the container instead of
+    // starting a second one (upstream's kubelet finds such containers through the runtime).
+    state.record_mut(&c.name).current = Some(instance.clone());
+    if let Err(err) = state.save(pod_dir) {
+        tracing::warn!(container = %c.name, "cannot record the new instance: {err}");
+    }
     let outcome = match node.runtime.start(config).await {
         Ok(status) => {
             instance.started_at = Some(match status {

@@ -132,6 +132,13 @@ impl ContainerRecord {
         self.current.as_ref().filter(|i| i.finished_at.is_none())
     }
 
+    /// Forgets an instance that was recorded but never created (coracle stopped during its
+    /// start): the one before it is current again and the attempt does not count.
+    pub fn forget_unstarted(&mut self) {
+        self.current = self.previous.take();
+        self.attempts = self.attempts.saturating_sub(1);
+    }
+
     /// The latest instance if it has exited.
     pub fn exited(&self) -> Option<&Instance> {
         self.current.as_ref().filter(|i| i.finished_at.is_some())

@@ -66,6 +66,8 @@ pub struct Worker {
     watched: HashSet<String>,
     volumes: Option<PodVolumes>,
     published: Option<PodStatus>,
+    /// A container found half-started by an earlier process: look again soon.
+    recheck_soon: bool,
 }
 
 impl Worker {
@@ -86,6 +88,7 @@ impl Worker {
             watched: HashSet::new(),
             volumes: None,
             published: None,
+            recheck_soon: false,
         }
     }
 
@@ -191,6 +194,9 @@ impl Worker {
         let now = Timestamp::now();
         let steps = plan::plan(&self.state, &self.node.config.backoff, now);
         let mut wake: Option<Duration> = self.deadline_left();
+        if std::mem::take(&mut self.recheck_soon) {
+            wake = min_wake(wake, Duration::from_secs(1));
+        }
         let mut progressed = false;
         for step in steps {
             match step {
@@ -245,11 +251,16 @@ impl Worker {
     /// Records exits the runtime has seen since the last sync.
     fn refresh(&mut self) {
         let names: Vec<String> = self.state.containers.keys().cloned().collect();
+        let mut exited_ids = Vec::new();
         for name in names {
             let Some(running) = self.state.record(&name).and_then(|r| r.running()).cloned() else {
                 continue;
             };
-            let exited = match self.node.runtime.status(&running.id) {
+            let status = self.node.runtime.status(&running.id);
+            if running.started_at.is_none() && self.adopt_unstarted(&name, &running, &status) {
+                continue;
+            }
+            let exited = match status {
                 Ok(status) if status.exit().is_none() => continue,
                 Ok(status) => exited_instance(&running, &status, self.policy_of(&name)),
                 Err(err) => {
@@ -272,9 +283,64 @@ impl Worker {
                 reason = exited.reason.as_deref(),
                 "container exited"
             );
-            let _ = self.node.runtime.remove(&running.id);
+            exited_ids.push(running.id.clone());
             self.state.record_mut(&name).current = Some(exited);
         }
+
+        // The exits reach the disk before the containers go: a coracle killed in between
+        // must not find a recorded running container that no longer exists.
+        if exited_ids.is_empty() {
+            return;
+        }
+        if let Err(err) = self.state.save(&self.dir) {
+            tracing::warn!("cannot save the pod's state: {err}");
+        }
+        for id in exited_ids {
+            let _ = self.node.runtime.remove(&id);
+        }
+    }
+
+    /// An instance recorded just before its start, found by a later coracle process:
+    /// running, it is adopted; never created, it is forgotten so the plan starts it again.
+    /// Returns whether `refresh` is done with it.
+    fn adopt_unstarted(
+        &mut self,
+        name: &str,
+        instance: &crate::state::Instance,
+        status: &Result<coracle_runtime::ContainerStatus, coracle_runtime::RuntimeError>,
+    ) -> bool {
+        use coracle_runtime::ContainerStatus;
+        match status {
+            Ok(ContainerStatus::Running { started_at, .. }) => {
+                let mut adopted = instance.clone();
+                adopted.started_at = Some(crate::state::timestamp(*started_at));
+                tracing::info!(container = %name, "adopted a container started by an earlier run");
+                self.state.record_mut(name).current = Some(adopted);
+                true
+            }
+            Ok(ContainerStatus::Exited(_)) => false,
+            // Created but not started: its shim may still be at work (it outlives the coracle
+            // that ran it), or may have died with it. Give it time before starting anew.
+            Ok(ContainerStatus::Created) if self.recently_touched(&instance.id) => {
+                self.recheck_soon = true;
+                true
+            }
+            Ok(ContainerStatus::Created) | Err(_) => {
+                let _ = self.node.runtime.remove(&instance.id);
+                tracing::info!(container = %name, "starting again a container whose start was cut off");
+                self.state.record_mut(name).forget_unstarted();
+                true
+            }
+        }
+    }
+
+    /// Whether the container's directory changed in the last 10 seconds.
+    fn recently_touched(&self, id: &str) -> bool {
+        std::fs::metadata(self.node.runtime.container_dir(id))
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age < Duration::from_secs(10))
     }
 
     fn policy_of(&self, name: &str) -> Option<String> {
@@ -561,6 +627,16 @@ impl Worker {
 
     /// Removes the pod from the node: sandbox, volumes, state.
     async fn remove(mut self) {
+        // Exited containers are removed when their exit is recorded; one whose removal a
+        // killed coracle never got to goes now.
+        let recorded = self.state.containers.values();
+        for instance in recorded.flat_map(|r| r.current.iter().chain(r.previous.iter())) {
+            if self.node.runtime.container_dir(&instance.id).exists() {
+                if let Err(err) = self.node.runtime.remove(&instance.id) {
+                    tracing::warn!(container = %instance.id, "container removal: {err}");
+                }
+            }
+        }
         if let Some(record) = self.state.sandbox.take() {
             crate::sandbox::remove(&self.node, &self.state.pod, &record).await;
         }
@@ -604,6 +680,9 @@ fn exited_instance(
 ) -> Instance {
     let mut exited = running.clone();
     let exit = status.exit().expect("called for exited containers");
+    exited.started_at = exited
+        .started_at
+        .or(Some(crate::state::timestamp(exit.started_at)));
     exited.finished_at = Some(crate::state::timestamp(exit.finished_at));
     exited.exit_code = Some(exit.exit_code);
     exited.signal = None;

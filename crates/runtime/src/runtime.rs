@@ -296,7 +296,14 @@ impl ContainerRuntime {
     /// Deletes an exited container: rootfs, state, cgroup. The log file stays.
     pub fn remove(&self, id: &str) -> Result<(), RuntimeError> {
         let dir = self.container_dir(id);
-        match self.status(id)? {
+        let status = match self.status(id) {
+            // A start cut off before the shim's config was written: only the directory.
+            Err(RuntimeError::NotFound { .. }) if dir.exists() => {
+                return self.delete_dir(id, &dir);
+            }
+            status => status?,
+        };
+        match status {
             ContainerStatus::Running { .. } => {
                 return Err(RuntimeError::StillRunning { id: id.to_string() })
             }
