@@ -8,13 +8,14 @@
 //! # Caveats
 //!
 //! Store calls are synchronous and made on the async workers (each is one short redb
-//! transaction). Server-side apply merges without field-ownership conflicts. exec is not
-//! served yet; port-forward is, without SPDY flow control ([`portforward`]).
-//! `events.k8s.io/v1` is stored apart from `v1` events.
+//! transaction). Server-side apply merges without field-ownership conflicts. exec is served
+//! over WebSocket only, not SPDY ([`exec`]); port-forward is, without SPDY flow control
+//! ([`portforward`]). `events.k8s.io/v1` is stored apart from `v1` events.
 //! ownerReferences are stored but no garbage collector acts on them.
 
 pub mod codec;
 pub mod discovery;
+pub mod exec;
 pub mod http;
 pub mod kubelet_bridge;
 pub mod logs;
@@ -145,6 +146,10 @@ pub async fn run(
         token: token.clone(),
         server_address: addr.to_string(),
         shutdown: stop_rx.clone(),
+        runtime: config.kubelet.then(|| {
+            let exe = std::env::current_exe().unwrap_or_else(|_| "/proc/self/exe".into());
+            coracle_runtime::ContainerRuntime::new(&config.data_dir, &config.run_dir, exe)
+        }),
     });
     rest::namespaces::bootstrap(&state);
 

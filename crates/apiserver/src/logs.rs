@@ -181,7 +181,11 @@ fn still_running(pod_dir: &std::path::Path, container: &str, path: &PathBuf) -> 
 }
 
 /// The container the request means, with upstream's errors.
-fn pick_container(pod: &Value, pod_name: &str, wanted: Option<&str>) -> Result<String, ApiError> {
+pub(crate) fn pick_container(
+    pod: &Value,
+    pod_name: &str,
+    wanted: Option<&str>,
+) -> Result<String, ApiError> {
     let names = |field: &str| -> Vec<String> {
         pod.pointer(&format!("/spec/{field}"))
             .and_then(Value::as_array)

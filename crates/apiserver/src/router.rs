@@ -95,6 +95,11 @@ async fn handle(state: Arc<ApiState>, req: axum::extract::Request) -> Result<Res
     let is_get = parts.method == Method::GET;
 
     // Upgrades need the request's parts (its `OnUpgrade`), not a body read to the end.
+    if let ["api", "v1", "namespaces", ns, "pods", name, "exec"] = segs.as_slice() {
+        if matches!(parts.method, Method::GET | Method::POST) {
+            return crate::exec::serve(state.clone(), ns, name, parts).await;
+        }
+    }
     if let ["api", "v1", "namespaces", ns, "pods", name, "portforward"] = segs.as_slice() {
         if matches!(parts.method, Method::GET | Method::POST) {
             return crate::portforward::serve(state.clone(), ns, name, parts).await;

@@ -22,6 +22,8 @@ pub struct ApiState {
     pub server_address: String,
     /// Turns true when the server shuts down; watches end then.
     pub shutdown: watch::Receiver<bool>,
+    /// The container runtime the kubelet uses, for exec (`None` without a kubelet).
+    pub runtime: Option<coracle_runtime::ContainerRuntime>,
 }
 
 impl ApiState {
