@@ -37,7 +37,7 @@ use hyper_util::rt::TokioIo;
 use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::meta;
@@ -236,13 +236,20 @@ enum Next {
     End,
 }
 
+/// A forward in progress: its task, and how to tell it the client reset its data stream.
+struct Running {
+    task: JoinHandle<()>,
+    reset: Option<oneshot::Sender<()>>,
+}
+
 /// One SPDY session: the streams the client opened and the forwards running for them.
 struct Session {
     target: PodTarget,
     frames: mpsc::Sender<Frame>,
     data_streams: HashMap<u32, DataStream>,
     pairs: HashMap<String, Pair>,
-    forwards: HashMap<u32, JoinHandle<()>>,
+    /// By data stream id.
+    forwards: HashMap<u32, Running>,
     last_stream_id: u32,
     going_away: bool,
 }
@@ -285,12 +292,12 @@ where
                 break 'session;
             }
         }
-        session.forwards.retain(|_, f| !f.is_finished());
+        session.forwards.retain(|_, f| !f.task.is_finished());
     }
 
     // The client is gone: so are the pod connections.
     for forward in session.forwards.into_values() {
-        forward.abort();
+        forward.task.abort();
     }
     drop(session.frames);
     let _ = writer.await;
@@ -319,8 +326,14 @@ impl Session {
             }
             Frame::RstStream { stream_id, .. } => {
                 self.data_streams.remove(&stream_id);
-                if let Some(forward) = self.forwards.remove(&stream_id) {
-                    forward.abort();
+                // kubectl resets the data stream once it has read it to the end; the forward
+                // still closes the error stream, which kubectl waits for.
+                let reset = self
+                    .forwards
+                    .get_mut(&stream_id)
+                    .and_then(|f| f.reset.take());
+                if let Some(reset) = reset {
+                    let _ = reset.send(());
                 }
                 Next::Continue
             }
@@ -374,9 +387,19 @@ impl Session {
             port,
         }) = self.pairs.remove(request)
         {
+            let (reset, on_reset) = oneshot::channel();
             let frames = self.frames.clone();
-            let forward = forward(self.target.clone(), port, error, data, inbound, frames);
-            self.forwards.insert(data, tokio::spawn(forward));
+            let forward = forward(
+                self.target.clone(),
+                port,
+                (error, data),
+                inbound,
+                on_reset,
+                frames,
+            );
+            let task = tokio::spawn(forward);
+            let reset = Some(reset);
+            self.forwards.insert(data, Running { task, reset });
         }
         Next::Continue
     }
@@ -433,15 +456,20 @@ async fn write_frames<W: AsyncWrite>(
 async fn forward(
     target: PodTarget,
     port: String,
-    error: u32,
-    data: u32,
+    (error, data): (u32, u32),
     inbound: mpsc::Receiver<Bytes>,
+    reset: oneshot::Receiver<()>,
     frames: mpsc::Sender<Frame>,
 ) {
+    let fin = |stream_id| Frame::Data {
+        stream_id,
+        flags: FLAG_FIN,
+        data: Bytes::new(),
+    };
     let result = match port.parse::<u16>() {
         Ok(port) => match connect_in_pod(&target, port).await {
             Ok(socket) => {
-                copy(socket, data, inbound, &frames).await;
+                copy(socket, data, inbound, reset, &frames).await;
                 Ok(())
             }
             Err(text) => Err(format!(
@@ -453,14 +481,10 @@ async fn forward(
         Err(_) => Err(format!("invalid port header: {port:?}")),
     };
 
-    let fin = |stream_id| Frame::Data {
-        stream_id,
-        flags: FLAG_FIN,
-        data: Bytes::new(),
-    };
-    let _ = frames.send(fin(data)).await;
+    // kubectl reads the error stream to its end before it lets the local connection go.
     if let Err(text) = result {
         tracing::info!(sandbox = %target.sandbox, "port-forward: {text}");
+        let _ = frames.send(fin(data)).await;
         let message = Frame::Data {
             stream_id: error,
             flags: 0,
@@ -471,11 +495,13 @@ async fn forward(
     let _ = frames.send(fin(error)).await;
 }
 
-/// Copies until the pod closes its side, and a second longer for the client to close its own.
+/// Copies until the pod closes its side (then closes the data stream and gives the client a
+/// second to close its own, as containerd does) or until the client resets the stream.
 async fn copy(
     socket: TcpStream,
     data: u32,
     mut inbound: mpsc::Receiver<Bytes>,
+    mut reset: oneshot::Receiver<()>,
     frames: &mpsc::Sender<Frame>,
 ) {
     let (mut from_pod, mut to_pod) = socket.into_split();
@@ -508,17 +534,31 @@ async fn copy(
                 }
             },
             _ = &mut to_pod_task, if !client_done => client_done = true,
+            _ = &mut reset => return,
         }
     }
+
+    let fin = Frame::Data {
+        stream_id: data,
+        flags: FLAG_FIN,
+        data: Bytes::new(),
+    };
+    let _ = frames.send(fin).await;
     if !client_done {
-        let _ = tokio::time::timeout(Duration::from_secs(1), to_pod_task).await;
+        let client = async {
+            tokio::select! {
+                _ = &mut to_pod_task => {}
+                _ = &mut reset => {}
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(1), client).await;
     }
 }
 
 /// Connects to `localhost:port` in the pod's network namespace, IPv4 first, then IPv6, as
 /// containerd does; the error is worded as containerd words it.
 async fn connect_in_pod(target: &PodTarget, port: u16) -> Result<TcpStream, String> {
-    let (done, result) = tokio::sync::oneshot::channel();
+    let (done, result) = oneshot::channel();
     let (netns, sandbox) = (target.netns.clone(), target.sandbox.clone());
 
     // setns changes the calling thread only, so the connect runs on a thread of its own that
@@ -629,5 +669,241 @@ mod tests {
             PORT_FORWARD_PROTOCOL.parse().unwrap(),
         );
         assert!(offers_port_forward(&headers));
+    }
+
+    /// kubectl's side of a session, on one end of a pipe.
+    struct Client {
+        io: tokio::io::DuplexStream,
+        encoder: spdy::Encoder,
+        decoder: spdy::Decoder,
+        buf: BytesMut,
+    }
+
+    impl Client {
+        fn start(netns: Option<PathBuf>) -> Client {
+            let (io, server) = tokio::io::duplex(64 * 1024);
+            let target = PodTarget {
+                sandbox: "sb1".into(),
+                netns,
+            };
+            let (stop, shutdown) = watch::channel(false);
+            tokio::spawn(async move {
+                run_session(server, target, shutdown).await;
+                drop(stop);
+            });
+            Client {
+                io,
+                encoder: spdy::Encoder::with_dictionary(),
+                decoder: spdy::Decoder::default(),
+                buf: BytesMut::new(),
+            }
+        }
+
+        async fn send(&mut self, frames: &[Frame]) {
+            let mut out = Vec::new();
+            for frame in frames {
+                self.encoder.encode(frame, &mut out);
+            }
+            self.io.write_all(&out).await.unwrap();
+        }
+
+        async fn open_pair(&mut self, port: u16, request: &str, error: u32, data: u32) {
+            let syn = |stream_id, kind: &str| Frame::SynStream {
+                stream_id,
+                associated_id: 0,
+                priority: 0,
+                flags: 0,
+                headers: vec![
+                    ("streamtype".into(), kind.into()),
+                    ("port".into(), port.to_string()),
+                    ("requestid".into(), request.into()),
+                ],
+            };
+            // As kubectl does: the error stream first, closed by the client at once.
+            self.send(&[
+                syn(error, "error"),
+                data_frame(error, FLAG_FIN, ""),
+                syn(data, "data"),
+            ])
+            .await;
+        }
+
+        /// Frames until the FIN on `stream_id`, which ends the request.
+        async fn until_fin(&mut self, stream_id: u32) -> Vec<Frame> {
+            let mut frames = Vec::new();
+            let read = async {
+                loop {
+                    while let Some(frame) = self.decoder.decode(&mut self.buf).unwrap() {
+                        let fin = matches!(&frame, Frame::Data { stream_id: id, flags, .. }
+                            if *id == stream_id && flags & FLAG_FIN != 0);
+                        frames.push(frame);
+                        if fin {
+                            return;
+                        }
+                    }
+                    assert!(self.io.read_buf(&mut self.buf).await.unwrap() > 0, "eof");
+                }
+            };
+            tokio::time::timeout(Duration::from_secs(10), read)
+                .await
+                .expect("the request ends");
+            frames
+        }
+    }
+
+    fn data_frame(stream_id: u32, flags: u8, text: &str) -> Frame {
+        Frame::Data {
+            stream_id,
+            flags,
+            data: Bytes::copy_from_slice(text.as_bytes()),
+        }
+    }
+
+    /// The DATA frames of `frames` as (stream, flags, text).
+    fn data_of(frames: &[Frame]) -> Vec<(u32, u8, String)> {
+        frames
+            .iter()
+            .filter_map(|f| match f {
+                Frame::Data {
+                    stream_id,
+                    flags,
+                    data,
+                } => Some((
+                    *stream_id,
+                    *flags,
+                    String::from_utf8_lossy(data).into_owned(),
+                )),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_stream_pair_is_forwarded_then_data_and_error_streams_close() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut request = [0u8; 4];
+            socket.read_exact(&mut request).await.unwrap();
+            socket.write_all(b"pong").await.unwrap();
+        });
+
+        let mut client = Client::start(None);
+        client.open_pair(port, "0", 1, 3).await;
+        client
+            .send(&[data_frame(3, 0, "ping"), Frame::Ping { id: 1 }])
+            .await;
+        let frames = client.until_fin(1).await;
+
+        let replies: Vec<u32> = frames
+            .iter()
+            .filter_map(|f| match f {
+                Frame::SynReply { stream_id, .. } => Some(*stream_id),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(replies, [1, 3]);
+        assert!(frames.contains(&Frame::Ping { id: 1 }), "{frames:?}");
+        assert_eq!(
+            data_of(&frames),
+            [
+                (3, 0, "pong".into()),
+                (3, FLAG_FIN, String::new()),
+                (1, FLAG_FIN, String::new())
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_reset_after_the_data_fin_closes_the_error_stream_at_once() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            socket.write_all(b"bye").await.unwrap();
+        });
+
+        // kubectl's order: it reads the data stream to its FIN, resets it, then waits for
+        // the error stream's FIN.
+        let mut client = Client::start(None);
+        client.open_pair(port, "0", 1, 3).await;
+        let frames = client.until_fin(3).await;
+        assert_eq!(data_of(&frames)[0], (3, 0, "bye".into()));
+        let reset_at = std::time::Instant::now();
+        let reset = Frame::RstStream {
+            stream_id: 3,
+            status: 5,
+        };
+        client.send(&[reset]).await;
+        let frames = client.until_fin(1).await;
+        assert!(reset_at.elapsed() < Duration::from_millis(900));
+        assert_eq!(data_of(&frames), [(1, FLAG_FIN, String::new())]);
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_reported_on_the_error_stream_in_upstreams_words() {
+        let port = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap().port()
+        };
+        let mut client = Client::start(None);
+        client.open_pair(port, "0", 1, 3).await;
+        let data = data_of(&client.until_fin(1).await);
+
+        assert_eq!(data.len(), 3, "{data:?}");
+        assert_eq!(data[0], (3, FLAG_FIN, String::new()));
+        let (stream, flags, text) = &data[1];
+        assert_eq!((*stream, *flags), (1, 0));
+        let want = format!(
+            "error forwarding port {port} to pod sb1, uid : failed to connect to \
+             localhost:{port} inside namespace \"sb1\", IPv4: dial tcp4 127.0.0.1:{port}: \
+             connect: connection refused IPv6 dial tcp6 [::1]:{port}: connect: "
+        );
+        assert!(text.starts_with(&want), "{text}");
+        assert_eq!(data[2], (1, FLAG_FIN, String::new()));
+    }
+
+    #[tokio::test]
+    async fn connects_inside_the_network_namespace_it_is_given() {
+        // Our own namespace file stands in for a sandbox's: setns into it changes nothing,
+        // so the host's listener answers.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            socket.write_all(b"hi").await.unwrap();
+        });
+        let mut client = Client::start(Some("/proc/self/ns/net".into()));
+        client.open_pair(port, "0", 1, 3).await;
+        let data = data_of(&client.until_fin(1).await);
+        assert_eq!(data[0], (3, 0, "hi".into()), "{data:?}");
+    }
+
+    #[tokio::test]
+    async fn streams_other_than_error_and_data_are_refused() {
+        let mut client = Client::start(None);
+        let syn = Frame::SynStream {
+            stream_id: 1,
+            associated_id: 0,
+            priority: 0,
+            flags: 0,
+            headers: vec![("streamtype".into(), "stdin".into())],
+        };
+        client.send(&[syn]).await;
+        let mut frames = Vec::new();
+        while frames.is_empty() {
+            client.io.read_buf(&mut client.buf).await.unwrap();
+            while let Some(frame) = client.decoder.decode(&mut client.buf).unwrap() {
+                frames.push(frame);
+            }
+        }
+        assert_eq!(
+            frames,
+            [Frame::RstStream {
+                stream_id: 1,
+                status: spdy::RST_REFUSED_STREAM
+            }]
+        );
     }
 }

@@ -392,6 +392,16 @@ impl Default for Encoder {
 }
 
 impl Encoder {
+    /// A client's encoder: header blocks deflated with the SPDY/3 dictionary, as kubectl does.
+    #[cfg(test)]
+    pub(crate) fn with_dictionary() -> Encoder {
+        let mut deflate = Compress::new(Compression::default(), true);
+        deflate
+            .set_dictionary(&DICTIONARY)
+            .expect("a fresh deflater takes a dictionary");
+        Encoder { deflate }
+    }
+
     /// Appends the bytes of `frame` to `out`.
     pub fn encode(&mut self, frame: &Frame, out: &mut Vec<u8>) {
         let mut p = Vec::new();
@@ -513,13 +523,6 @@ fn put_flags_length(out: &mut Vec<u8>, flags: u8, length: usize) {
 mod tests {
     use super::*;
 
-    /// A client's encoder: header blocks deflated with the SPDY/3 dictionary, as kubectl does.
-    fn client_encoder() -> Encoder {
-        let mut deflate = Compress::new(Compression::default(), true);
-        deflate.set_dictionary(&DICTIONARY).unwrap();
-        Encoder { deflate }
-    }
-
     fn round_trip(encoder: &mut Encoder, decoder: &mut Decoder, frame: &Frame) -> Frame {
         let mut bytes = Vec::new();
         encoder.encode(frame, &mut bytes);
@@ -546,7 +549,7 @@ mod tests {
 
     #[test]
     fn syn_streams_deflated_with_the_dictionary_are_read_as_one_zlib_stream() {
-        let (mut client, mut server) = (client_encoder(), Decoder::default());
+        let (mut client, mut server) = (Encoder::with_dictionary(), Decoder::default());
         for (id, kind, request) in [(1, "error", "0"), (3, "data", "0"), (5, "error", "1")] {
             let frame = Frame::SynStream {
                 stream_id: id,
@@ -628,7 +631,7 @@ mod tests {
     #[test]
     fn frames_split_across_reads_wait_for_their_last_byte() {
         let mut bytes = Vec::new();
-        let mut enc = client_encoder();
+        let mut enc = Encoder::with_dictionary();
         enc.encode(
             &Frame::SynStream {
                 stream_id: 1,
