@@ -105,8 +105,9 @@ impl Request {
             (&Method::PATCH, Some(name), None | Some("status")) => self.patch(name),
             (&Method::DELETE, Some(name), None) => self.delete(name),
             (&Method::DELETE, None, None) => self.delete_collection(),
-            (_, Some(_), Some("exec" | "portforward" | "attach")) => Err(ApiError::BadRequest(
-                "exec and port-forward are not supported by coracle yet".into(),
+            // exec and portforward upgrade before this point (router); other verbs get 405.
+            (_, Some(_), Some("attach")) => Err(ApiError::BadRequest(
+                "attach is not supported by coracle yet".into(),
             )),
             _ => Err(ApiError::MethodNotAllowed),
         }
