@@ -16,8 +16,9 @@
 //!
 //! When the pod side closes, its data stream is closed at once; containerd instead waits up to
 //! a second for the client's side first. When the client closes its side first, the pod's
-//! socket is half-closed and the pod may keep answering. Pairs whose second stream never
-//! arrives wait until the connection ends (upstream times them out).
+//! socket is half-closed and the pod may keep answering. A pair whose second stream does not
+//! come within 30 s is reported on its error stream as the kubelet does, but without the
+//! kubelet's connection pointer in the text.
 
 use std::collections::HashMap;
 use std::io;
@@ -50,6 +51,9 @@ use crate::status_error::ApiError;
 pub const TUNNEL_PROTOCOL: &str = "SPDY/3.1+portforward.k8s.io";
 /// The port-forward protocol negotiated on a raw SPDY upgrade.
 pub const PORT_FORWARD_PROTOCOL: &str = "portforward.k8s.io";
+/// How long the kubelet waits for the second stream of a pair (its default
+/// `streamCreationTimeout`).
+const STREAM_CREATION_TIMEOUT: Duration = Duration::from_secs(30);
 /// How much is read from the pod's socket into one DATA frame.
 const CHUNK: usize = 32 * 1024;
 
@@ -228,6 +232,8 @@ struct Pair {
     error: Option<u32>,
     data: Option<(u32, mpsc::Receiver<Bytes>)>,
     port: String,
+    /// Tells this pair from a later one with the same request id when its timer fires.
+    opened: u64,
 }
 
 /// What the session does after a frame.
@@ -252,16 +258,33 @@ struct Session {
     forwards: HashMap<u32, Running>,
     last_stream_id: u32,
     going_away: bool,
+    /// How long the first stream of a pair waits for the second.
+    pair_timeout: Duration,
+    /// Pairs whose time ran out, as (request id, `opened`).
+    expired: mpsc::Sender<(String, u64)>,
+    pairs_opened: u64,
 }
 
 /// Runs one SPDY session on `io` until the client goes away or the server stops.
-async fn run_session<S>(io: S, target: PodTarget, mut shutdown: watch::Receiver<bool>)
+async fn run_session<S>(io: S, target: PodTarget, shutdown: watch::Receiver<bool>)
 where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    run_session_with(io, target, shutdown, STREAM_CREATION_TIMEOUT).await;
+}
+
+async fn run_session_with<S>(
+    io: S,
+    target: PodTarget,
+    mut shutdown: watch::Receiver<bool>,
+    pair_timeout: Duration,
+) where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
     let (mut reader, writer) = tokio::io::split(io);
     let (frames, outgoing) = mpsc::channel::<Frame>(64);
     let writer = tokio::spawn(write_frames(writer, outgoing));
+    let (expired, mut expiries) = mpsc::channel(16);
     let mut session = Session {
         target,
         frames,
@@ -270,6 +293,9 @@ where
         forwards: HashMap::new(),
         last_stream_id: 0,
         going_away: false,
+        pair_timeout,
+        expired,
+        pairs_opened: 0,
     };
 
     let mut decoder = spdy::Decoder::default();
@@ -277,6 +303,12 @@ where
     'session: loop {
         let read = tokio::select! {
             read = reader.read_buf(&mut buf) => read,
+            Some((request, opened)) = expiries.recv() => {
+                if let Next::End = session.on_pair_timeout(&request, opened).await {
+                    break;
+                }
+                continue;
+            }
             _ = stopped(&mut shutdown) => break,
         };
         if !matches!(read, Ok(n) if n > 0) {
@@ -369,6 +401,9 @@ impl Session {
             return Next::End;
         }
 
+        if !self.pairs.contains_key(request) {
+            self.open_pair(request);
+        }
         let pair = self.pairs.entry(request.to_owned()).or_default();
         pair.port = port.to_owned();
         if kind == "error" {
@@ -385,6 +420,7 @@ impl Session {
             error: Some(error),
             data: Some((data, inbound)),
             port,
+            ..
         }) = self.pairs.remove(request)
         {
             let (reset, on_reset) = oneshot::channel();
@@ -416,6 +452,57 @@ impl Session {
         if flags & FLAG_FIN != 0 {
             self.data_streams.remove(&stream_id);
         }
+    }
+
+    /// Starts waiting for the two streams of `request`, for at most the pair timeout.
+    fn open_pair(&mut self, request: &str) {
+        self.pairs_opened += 1;
+        let opened = self.pairs_opened;
+        let pair = Pair {
+            opened,
+            ..Pair::default()
+        };
+        self.pairs.insert(request.to_owned(), pair);
+        let (expired, timeout) = (self.expired.clone(), self.pair_timeout);
+        let request = request.to_owned();
+        tokio::spawn(async move {
+            tokio::time::sleep(timeout).await;
+            let _ = expired.send((request, opened)).await;
+        });
+    }
+
+    /// A pair still incomplete when its time ran out: the kubelet reports it on the error
+    /// stream; we also close that stream and reset the data stream.
+    async fn on_pair_timeout(&mut self, request: &str, opened: u64) -> Next {
+        if self.pairs.get(request).is_none_or(|p| p.opened != opened) {
+            return Next::Continue;
+        }
+        let Some(pair) = self.pairs.remove(request) else {
+            return Next::Continue;
+        };
+        if let Some(error) = pair.error {
+            let text = format!("(request={request}) timed out waiting for streams");
+            tracing::info!(sandbox = %self.target.sandbox, "port-forward: {text}");
+            let message = Frame::Data {
+                stream_id: error,
+                flags: FLAG_FIN,
+                data: Bytes::from(text),
+            };
+            if let Next::End = self.send(message).await {
+                return Next::End;
+            }
+        }
+        if let Some((data, _)) = pair.data {
+            self.data_streams.remove(&data);
+            let status = spdy::RST_CANCEL;
+            return self
+                .send(Frame::RstStream {
+                    stream_id: data,
+                    status,
+                })
+                .await;
+        }
+        Next::Continue
     }
 
     /// A frame we cannot read ends the session with GOAWAY, as the spec asks.
@@ -878,6 +965,43 @@ mod tests {
         client.open_pair(port, "0", 1, 3).await;
         let data = data_of(&client.until_fin(1).await);
         assert_eq!(data[0], (3, 0, "hi".into()), "{data:?}");
+    }
+
+    #[tokio::test]
+    async fn an_error_stream_without_its_data_stream_times_out() {
+        let (mut io, server) = tokio::io::duplex(64 * 1024);
+        let target = PodTarget {
+            sandbox: "sb1".into(),
+            netns: None,
+        };
+        let (_stop, shutdown) = watch::channel(false);
+        let timeout = Duration::from_millis(100);
+        tokio::spawn(run_session_with(server, target, shutdown, timeout));
+        let mut client = Client {
+            io: {
+                let syn = Frame::SynStream {
+                    stream_id: 1,
+                    associated_id: 0,
+                    priority: 0,
+                    flags: 0,
+                    headers: vec![
+                        ("streamtype".into(), "error".into()),
+                        ("port".into(), "80".into()),
+                        ("requestid".into(), "7".into()),
+                    ],
+                };
+                let mut out = Vec::new();
+                spdy::Encoder::with_dictionary().encode(&syn, &mut out);
+                io.write_all(&out).await.unwrap();
+                io
+            },
+            encoder: spdy::Encoder::default(),
+            decoder: spdy::Decoder::default(),
+            buf: BytesMut::new(),
+        };
+        let data = data_of(&client.until_fin(1).await);
+        let text = "(request=7) timed out waiting for streams".to_owned();
+        assert_eq!(data, [(1, FLAG_FIN, text)]);
     }
 
     #[tokio::test]

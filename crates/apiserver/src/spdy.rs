@@ -30,6 +30,8 @@ pub const FLAG_FIN: u8 = 0x01;
 pub const RST_PROTOCOL_ERROR: u32 = 1;
 /// REFUSED_STREAM, the RST_STREAM status for a stream we do not accept.
 pub const RST_REFUSED_STREAM: u32 = 3;
+/// CANCEL, the RST_STREAM status for a stream no longer needed.
+pub const RST_CANCEL: u32 = 5;
 /// The largest frame payload we accept (the length field holds 24 bits).
 const MAX_PAYLOAD: usize = 0x00ff_ffff;
 /// The largest inflated header block we accept.
