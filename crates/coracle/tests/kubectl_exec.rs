@@ -217,6 +217,34 @@ fn kubectl_exec_runs_commands_in_the_pods_containers_as_upstream() {
         "written-by-main\n"
     );
 
+    // The same privileges as the container's own process: capabilities, no_new_privs and the
+    // seccomp filter (pid 1 of the container's pid namespace is its init).
+    let fields = "^(CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs|Seccomp):";
+    let init = server.ok(&[
+        "exec",
+        "web",
+        "-c",
+        "main",
+        "--",
+        "grep",
+        "-E",
+        fields,
+        "/proc/1/status",
+    ]);
+    let exec = server.ok(&[
+        "exec",
+        "web",
+        "-c",
+        "main",
+        "--",
+        "grep",
+        "-E",
+        fields,
+        "/proc/self/status",
+    ]);
+    assert_eq!(exec, init);
+    assert!(exec.contains("Seccomp:\t2"), "{exec}");
+
     // stdout and stderr stay apart.
     let out = server.kubectl(&[
         "exec",
