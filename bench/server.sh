@@ -101,6 +101,9 @@ for ((i = 0; i <= RUNS; i++)); do
     list_curl -o /dev/null -w '%{time_appconnect} %{time_total}\n'
 done >"$BENCH_DIR/list-requests"
 
+STORED_RSS=$($LOAD rss $SERVER)
+echo "with $STORED pods listed: $STORED_RSS"
+
 echo
 echo "== $WATCHERS watchers"
 WATCH=$($LOAD watch "$DATA" "$PORT" "$WATCHERS" 20 "$SERVER")
@@ -108,11 +111,11 @@ echo "watch: $WATCH"
 
 # --- report ----------------------------------------------------------------------------------
 echo
-python3 - "$BENCH_DIR" "$IDLE" "$BUSY" "$WATCH" "$RUNNING" "$STORED" "$LIST_BYTES" <<'EOF'
+python3 - "$BENCH_DIR" "$IDLE" "$BUSY" "$STORED_RSS" "$WATCH" "$RUNNING" "$STORED" "$LIST_BYTES" <<'EOF'
 import json, statistics, sys
 d = sys.argv[1]
-idle, busy, watch = (json.loads(a) for a in sys.argv[2:5])
-running, stored, list_bytes = (int(a) for a in sys.argv[5:8])
+idle, busy, listed, watch = (json.loads(a) for a in sys.argv[2:6])
+running, stored, list_bytes = (int(a) for a in sys.argv[6:9])
 def floats(name):
     return [float(x) for x in open(f"{d}/{name}").read().split()]
 first, restart = statistics.median(floats("ready-first")), statistics.median(floats("ready-restart"))
@@ -128,6 +131,7 @@ print(f"| start to /readyz, first start (new CA and keys) | {first*1000:.1f} ms 
 print(f"| start to /readyz, restart | {restart*1000:.1f} ms |")
 print(f"| RSS idle (VmRSS / VmHWM) | {mb(idle['rss_kb']):.1f} MB / {mb(idle['hwm_kb']):.1f} MB |")
 print(f"| RSS with {running} pods running | {mb(busy['rss_kb']):.1f} MB / {mb(busy['hwm_kb']):.1f} MB (+ {busy['others']} shims, {mb(busy['others_pss_kb']):.1f} MB Pss in all) |")
+print(f"| RSS with {stored} pods, after listing them | {mb(listed['rss_kb']):.1f} MB / {mb(listed['hwm_kb']):.1f} MB |")
 print(f"| RSS with {stored} pods and {watch['watchers']} watchers | {mb(watch['server']['rss_kb']):.1f} MB / {mb(watch['server']['hwm_kb']):.1f} MB |")
 print(f"| `kubectl get pods`, {stored} pods | {kubectl*1000:.0f} ms (kubectl on an empty namespace: {floor*1000:.0f} ms) |")
 print(f"| `curl` of the JSON list, {stored} pods ({list_bytes/1e6:.1f} MB) | {curl*1000:.0f} ms; the request alone {request*1000:.0f} ms |")
