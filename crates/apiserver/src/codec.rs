@@ -19,12 +19,14 @@ pub const MAX_DEPTH: usize = 100;
 /// Media types accepted for create and update.
 const JSON_TYPES: &str = "application/json, application/yaml";
 
-/// Parses a create/update body (`application/json` or `application/yaml`).
+/// Parses a create/update body (`application/json`, `application/yaml`, or protobuf for the
+/// kinds [`crate::protobuf`] decodes).
 pub fn decode_object(content_type: Option<&str>, body: &[u8]) -> Result<Value, ApiError> {
     let media = media_type(content_type);
     match media.as_str() {
         "application/json" | "" => parse_json(body),
         "application/yaml" => parse_yaml(body),
+        crate::protobuf::MEDIA_TYPE => crate::protobuf::decode(body),
         _ => Err(ApiError::UnsupportedMediaType {
             accepted: JSON_TYPES,
         }),

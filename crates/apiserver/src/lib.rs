@@ -24,6 +24,7 @@ pub mod node;
 pub mod openapi;
 pub mod patch;
 pub mod portforward;
+pub mod protobuf;
 pub mod query;
 pub mod resources;
 pub mod rest;

@@ -210,3 +210,69 @@ fn kubectl_runs_the_tutorial_flow_and_a_restart_mid_init_loses_nothing() {
     assert!(lines.contains("Init:0/1"), "{lines}");
     server.stop();
 }
+
+#[test]
+fn kubectl_create_generators_send_protobuf_and_get_their_objects() {
+    let server = Server::start(tempfile::tempdir().unwrap(), free_port());
+
+    assert_eq!(
+        server.ok(&[
+            "create",
+            "configmap",
+            "settings",
+            "--from-literal=mode=fast"
+        ]),
+        "configmap/settings created\n"
+    );
+    assert_eq!(
+        server.ok(&[
+            "get",
+            "configmap",
+            "settings",
+            "-o",
+            "jsonpath={.data.mode}"
+        ]),
+        "fast"
+    );
+    assert_eq!(
+        server.ok(&[
+            "create",
+            "secret",
+            "generic",
+            "creds",
+            "--from-literal=password=hunter2"
+        ]),
+        "secret/creds created\n"
+    );
+    assert_eq!(
+        server.ok(&[
+            "get",
+            "secret",
+            "creds",
+            "-o",
+            "jsonpath={.type} {.data.password}"
+        ]),
+        "Opaque aHVudGVyMg=="
+    );
+    assert_eq!(
+        server.ok(&["create", "namespace", "team-a"]),
+        "namespace/team-a created\n"
+    );
+    assert_eq!(
+        server.ok(&["create", "serviceaccount", "robot", "-n", "team-a"]),
+        "serviceaccount/robot created\n"
+    );
+    assert!(server
+        .ok(&["get", "serviceaccounts", "-n", "team-a"])
+        .contains("robot"));
+
+    // A name the server refuses reads as upstream's validation error.
+    let out = server.kubectl(&["create", "configmap", "Bad_Name"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("ConfigMap \"Bad_Name\" is invalid: metadata.name: Invalid value"),
+        "{stderr}"
+    );
+    server.stop();
+}

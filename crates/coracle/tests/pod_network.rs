@@ -75,7 +75,13 @@ fn pods_get_bridge_addresses_reach_each_other_and_host_network_pods_see_the_node
     let env = Env::new();
     let file = env.manifest("pods.yaml", MANIFEST);
     let out = env.run(
-        &["--pod-cidr", CIDR, "--bridge", BRIDGE, file.to_str().unwrap()],
+        &[
+            "--pod-cidr",
+            CIDR,
+            "--bridge",
+            BRIDGE,
+            file.to_str().unwrap(),
+        ],
         secs(60),
     );
     // The bridge plugin leaves the bridge in place after the last pod: remove ours.

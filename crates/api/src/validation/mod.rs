@@ -92,5 +92,30 @@ pub fn validate_object(object: &mut Object) -> Result<(), ValidationErrors> {
     ValidationErrors::check(kind, &name, errs)
 }
 
+/// Validates the metadata of an object of another kind than Pod (ConfigMap, Secret,
+/// Namespace, ServiceAccount, …) as kube-apiserver's `ValidateObjectMeta` does: the name is a
+/// DNS subdomain, or a DNS label where `label_name` (namespaces), and labels and annotations
+/// are well formed.
+pub fn validate_metadata(
+    kind: &str,
+    metadata: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    namespaced: bool,
+    label_name: bool,
+) -> Result<(), ValidationErrors> {
+    let mut errs = Vec::new();
+    let path = Path::new("metadata");
+    meta::validate_object_meta(metadata, namespaced, &path, &mut errs);
+    let name = metadata.name.as_deref().unwrap_or("");
+    if label_name && !name.is_empty() {
+        // The subdomain messages are replaced by the label ones.
+        let name_path = path.child("name");
+        errs.retain(|e| e.path.as_str() != name_path.as_str());
+        for msg in meta::dns1123_label(name) {
+            errs.push(FieldError::invalid(path.child("name"), name, &msg));
+        }
+    }
+    ValidationErrors::check(kind, name, errs)
+}
+
 #[cfg(test)]
 mod tests;

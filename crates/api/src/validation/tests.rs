@@ -381,3 +381,41 @@ fn defaulted_workload_objects_validate_their_templates() {
     let err = validate_object(&mut obj).unwrap_err();
     assert_eq!(err.to_string(), "Deployment \"d\" is invalid: spec.template.spec.containers[1].name: Duplicate value: \"c\"");
 }
+
+#[test]
+fn metadata_of_other_kinds_names_subdomains_and_namespaces_labels() {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+    let named = |name: &str, ns: Option<&str>| ObjectMeta {
+        name: Some(name.into()),
+        namespace: ns.map(Into::into),
+        ..Default::default()
+    };
+    assert!(
+        super::validate_metadata("ConfigMap", &named("a.b-c", Some("default")), true, false)
+            .is_ok()
+    );
+    let err = super::validate_metadata(
+        "ConfigMap",
+        &named("Bad_Name", Some("default")),
+        true,
+        false,
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().starts_with(
+            "ConfigMap \"Bad_Name\" is invalid: metadata.name: Invalid value: \"Bad_Name\": a lowercase RFC 1123 subdomain"
+        ),
+        "{err}"
+    );
+    let err = super::validate_metadata("Namespace", &named("a.b", None), false, true).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("a lowercase RFC 1123 label must consist of"),
+        "{err}"
+    );
+    let err = super::validate_metadata("Secret", &named("s", None), true, false).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "Secret \"s\" is invalid: metadata.namespace: Required value"
+    );
+}

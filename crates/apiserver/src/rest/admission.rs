@@ -22,6 +22,9 @@ pub fn on_create(
     object: &mut Value,
     warnings: &mut Vec<String>,
 ) -> Result<(), ApiError> {
+    if req.target.res.plural != "pods" {
+        validate_metadata(req.target.res, object)?;
+    }
     match req.target.res.plural {
         "pods" => pods::admit(req, object, warnings),
         "namespaces" => {
@@ -50,6 +53,15 @@ pub fn on_create(
     }
 }
 
+/// Metadata rules for kinds other than Pod, whose validation covers its own metadata.
+fn validate_metadata(res: &Resource, object: &Value) -> Result<(), ApiError> {
+    let metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta =
+        codec::typed(object.get("metadata").unwrap_or(&Value::Null))?;
+    let label_name = res.plural == "namespaces";
+    coracle_api::validation::validate_metadata(res.kind, &metadata, res.namespaced, label_name)
+        .map_err(pods::invalid)
+}
+
 /// Follow-ups after a create was stored.
 pub fn after_create(req: &Request, stored: &Value) {
     if req.target.res.plural == "namespaces" {
@@ -68,8 +80,9 @@ pub fn on_update(
 ) -> Result<(), ApiError> {
     match req.target.res.plural {
         "pods" if req.target.sub.is_none() => pods::admit_update(new, old, warnings),
+        "pods" => Ok(()),
         "secrets" => on_create(req, new, warnings),
-        _ => Ok(()),
+        _ => validate_metadata(req.target.res, new),
     }
 }
 
