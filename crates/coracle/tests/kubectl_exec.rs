@@ -198,6 +198,39 @@ fn kubectl_exec_runs_commands_in_the_pods_containers_as_upstream() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out), "line-a\nline-b\n");
 
+    // A megabyte through stdin and back arrives whole, in order.
+    let data: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
+    let out = server.kubectl_with_input(&["exec", "-i", "web", "-c", "main", "--", "cat"], &data);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(out.stdout == data, "{} bytes came back", out.stdout.len());
+
+    // Execs at the same time each get their own process and streams.
+    let runs: Vec<_> = (0..4)
+        .map(|i| {
+            server
+                .command(&[
+                    "exec",
+                    "web",
+                    "-c",
+                    "main",
+                    "--",
+                    "sh",
+                    "-c",
+                    &format!("echo run-{i}"),
+                ])
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for (i, run) in runs.into_iter().enumerate() {
+        assert_eq!(
+            stdout(&run.wait_with_output().unwrap()),
+            format!("run-{i}\n")
+        );
+    }
+
     // The container's env, working directory and volumes; the sidecar sees the same volume.
     assert_eq!(
         server.ok(&[
