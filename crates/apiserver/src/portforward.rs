@@ -18,7 +18,9 @@
 //! a second for the client's side first. When the client closes its side first, the pod's
 //! socket is half-closed and the pod may keep answering. A pair whose second stream does not
 //! come within 30 s is reported on its error stream as the kubelet does, but without the
-//! kubelet's connection pointer in the text.
+//! kubelet's connection pointer in the text. SPDY flow control is not enforced ([`spdy`]): a
+//! pod that stops reading its input holds up the session's other streams once 16 frames for it
+//! are queued.
 
 use std::collections::HashMap;
 use std::io;
