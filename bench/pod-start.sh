@@ -20,9 +20,10 @@
 # Goals (issue 3): coracle >= 10x faster than podman on the 3- and 10-init pods; each init
 # container adds less than 2x a bare `crun run`.
 #
-# Podman here needs: catatonit (its pause image is built locally from it), runc as its
-# runtime (crun refuses the hybrid cgroup layout), the cgroupfs manager, the file events
-# logger and default_ulimits no higher than nofile=20000, nproc=32768. The script writes a
+# Podman here needs: netavark (Debian's podman does not pull it in), catatonit (its pause
+# image is built locally from it), runc as its runtime (crun refuses the hybrid cgroup
+# layout), the cgroupfs manager, the file events logger and default_ulimits no higher than
+# nofile=20000, nproc=32768. The script writes a
 # containers.conf and storage.conf in its scratch dir (CONTAINERS_CONF,
 # CONTAINERS_STORAGE_CONF), so podman's own configuration and storage are not touched.
 #
@@ -31,7 +32,7 @@ source "$(dirname "$0")/lib.sh"
 
 RUNS=${BENCH_RUNS:-10}
 INITS=(0 3 10)
-need_packages podman catatonit runc crun hyperfine python3
+need_packages podman catatonit netavark runc crun hyperfine python3
 coracle_binary
 busybox_archive
 coracle_data_dir
