@@ -212,7 +212,7 @@ fn kubectl_runs_the_tutorial_flow_and_a_restart_mid_init_loses_nothing() {
 }
 
 #[test]
-fn kubectl_create_generators_send_protobuf_and_get_their_objects() {
+fn kubectl_create_generators_send_protobuf_and_explain_reads_the_schemas() {
     let server = Server::start(tempfile::tempdir().unwrap(), free_port());
 
     assert_eq!(
@@ -265,6 +265,15 @@ fn kubectl_create_generators_send_protobuf_and_get_their_objects() {
     assert!(server
         .ok(&["get", "serviceaccounts", "-n", "team-a"])
         .contains("robot"));
+
+    // explain reads the schemas of /openapi/v3.
+    let explain = server.ok(&["explain", "pod.spec.initContainers"]);
+    assert!(
+        explain.contains("FIELD: initContainers <[]Container>"),
+        "{explain}"
+    );
+    assert!(explain.contains("Init containers are\n"), "{explain}");
+    assert!(explain.contains("  restartPolicy\t<string>"), "{explain}");
 
     // A name the server refuses reads as upstream's validation error.
     let out = server.kubectl(&["create", "configmap", "Bad_Name"]);

@@ -44,6 +44,16 @@ fn merge_key(field: &str) -> ListStrategy {
     }
 }
 
+/// The `x-kubernetes-patch-strategy` and `-merge-key` OpenAPI tells clients for a list field,
+/// matching how [`apply`] merges it; `None` for lists it replaces.
+pub fn merge_strategy(field: &str) -> Option<(&'static str, Option<&'static str>)> {
+    match merge_key(field) {
+        ListStrategy::Key(key) => Some(("merge", Some(key))),
+        ListStrategy::Primitive => Some(("merge", None)),
+        ListStrategy::Replace => None,
+    }
+}
+
 /// Applies `patch` to `current`.
 pub fn apply(_res: &Resource, current: &Value, patch: &Value) -> Result<Value, ApiError> {
     merge_map(current.as_object().cloned().unwrap_or_default(), patch)
