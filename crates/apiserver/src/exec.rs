@@ -10,8 +10,8 @@
 //!
 //! # Caveats
 //!
-//! Only WebSocket is served; SPDY upgrades (kubectl's fallback, older clients) are refused
-//! with a `Status`. A process that leaves children holding its stdout open gets its output
+//! Raw SPDY/3.1 upgrades (kubectl's fallback, older clients) are served by [`exec_spdy`].
+//! A process that leaves children holding its stdout open gets its output
 //! cut two seconds after it exits.
 
 use std::sync::Arc;
@@ -29,6 +29,7 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
+use crate::exec_spdy;
 use crate::logs::pick_container;
 use crate::meta;
 use crate::query::percent_decode;
@@ -36,7 +37,7 @@ use crate::state::ApiState;
 use crate::status_error::ApiError;
 
 /// The subprotocols served, preferred first.
-const PROTOCOLS: [&str; 2] = ["v5.channel.k8s.io", "v4.channel.k8s.io"];
+pub(crate) const PROTOCOLS: [&str; 2] = ["v5.channel.k8s.io", "v4.channel.k8s.io"];
 
 /// How long output is still forwarded after the process exited.
 const OUTPUT_DRAIN: Duration = Duration::from_secs(2);
@@ -113,6 +114,10 @@ pub async fn serve(
     let opts = ExecOptions::parse(parts.uri.query());
     let (runtime, id) = locate(&state, ns, name, &opts)?;
     opts.validate()?;
+    if exec_spdy::is_spdy(&parts.headers) {
+        tracing::info!(pod = %name, container = %id, command = ?opts.command, "exec (SPDY)");
+        return exec_spdy::upgrade(parts, runtime, id, opts);
+    }
 
     let upgrade = WebSocketUpgrade::from_request_parts(&mut parts, &())
         .await
@@ -382,7 +387,7 @@ fn frame(channel: u8, payload: &[u8]) -> Message {
 }
 
 /// A resize message: `{"Width":100,"Height":30}`.
-fn parse_resize(payload: &[u8]) -> Option<(u16, u16)> {
+pub(crate) fn parse_resize(payload: &[u8]) -> Option<(u16, u16)> {
     let size: Value = serde_json::from_slice(payload).ok()?;
     let dim = |k: &str| size.get(k)?.as_u64().and_then(|v| u16::try_from(v).ok());
     Some((dim("Width")?, dim("Height")?))
@@ -407,7 +412,7 @@ pub fn exit_status(command: &[String], code: i32) -> Value {
 
 /// The Status the kubelet sends when the process could not be run: an internal error carrying
 /// the runtime's message.
-fn start_failure(err: &RuntimeError) -> Value {
+pub(crate) fn start_failure(err: &RuntimeError) -> Value {
     let cause = match err {
         RuntimeError::ExecFailed { message, .. } => message.clone(),
         other => other.to_string(),

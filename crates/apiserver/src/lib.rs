@@ -8,14 +8,15 @@
 //! # Caveats
 //!
 //! Store calls are synchronous and made on the async workers (each is one short redb
-//! transaction). Server-side apply merges without field-ownership conflicts. exec is served
-//! over WebSocket only, not SPDY ([`exec`]); port-forward is, without SPDY flow control
-//! ([`portforward`]). `events.k8s.io/v1` is stored apart from `v1` events.
+//! transaction). Server-side apply merges without field-ownership conflicts. exec and
+//! port-forward are served over WebSocket and SPDY, without SPDY flow control ([`exec`],
+//! [`portforward`]). `events.k8s.io/v1` is stored apart from `v1` events.
 //! ownerReferences are stored but no garbage collector acts on them.
 
 pub mod codec;
 pub mod discovery;
 pub mod exec;
+pub mod exec_spdy;
 pub mod http;
 pub mod kubelet_bridge;
 pub mod logs;

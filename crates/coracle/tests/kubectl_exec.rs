@@ -57,8 +57,18 @@ impl Server {
 
     /// kubectl with `input` on its stdin.
     fn kubectl_with_input(&self, args: &[&str], input: &[u8]) -> Output {
-        let mut child = self
-            .command(args)
+        self.run_with_input(self.command(args), input)
+    }
+
+    /// kubectl speaking SPDY (its fallback) instead of WebSocket, with `input` on its stdin.
+    fn kubectl_spdy(&self, args: &[&str], input: &[u8]) -> Output {
+        let mut command = self.command(args);
+        command.env("KUBECTL_REMOTE_COMMAND_WEBSOCKETS", "false");
+        self.run_with_input(command, input)
+    }
+
+    fn run_with_input(&self, mut command: Command, input: &[u8]) -> Output {
+        let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -347,6 +357,33 @@ fn kubectl_exec_runs_commands_in_the_pods_containers_as_upstream() {
     assert!(
         terminal.contains("command terminated with exit code 4"),
         "{terminal:?}"
+    );
+
+    // The same over SPDY, kubectl's fallback and older clients' protocol.
+    let out = server.kubectl_spdy(&["exec", "-i", "web", "-c", "main", "--", "cat"], &data);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(out.stdout == data, "{} bytes came back", out.stdout.len());
+    let out = server.kubectl_spdy(
+        &[
+            "exec",
+            "web",
+            "-c",
+            "main",
+            "--",
+            "sh",
+            "-c",
+            "echo out; echo err >&2; exit 3",
+        ],
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "out\n");
+    assert_eq!(stderr(&out), "err\ncommand terminated with exit code 3\n");
+    let out = server.kubectl_spdy(&["exec", "web", "-c", "main", "--", "nosuch"], b"");
+    assert!(
+        stderr(&out).contains(r#"exec: "nosuch": executable file not found in $PATH"#),
+        "{}",
+        stderr(&out)
     );
 
     server.ok(&["delete", "pod", "web"]);
