@@ -122,11 +122,9 @@ pub async fn serve(
     let upgrade = WebSocketUpgrade::from_request_parts(&mut parts, &())
         .await
         .map_err(|rejection| {
-            ApiError::BadRequest(format!(
-                "unable to upgrade connection: exec is served over WebSocket only \
-                 ({}): {rejection}",
-                PROTOCOLS.join(", ")
-            ))
+            // Neither WebSocket nor SPDY: upstream's answer to a plain request.
+            tracing::debug!("exec without an upgrade: {rejection}");
+            ApiError::BadRequest("Upgrade request required".into())
         })?
         .protocols(PROTOCOLS);
     let Some(protocol) = upgrade.selected_protocol().cloned() else {
