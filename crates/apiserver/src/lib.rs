@@ -11,12 +11,12 @@
 //! transaction). Server-side apply merges without field-ownership conflicts. exec and
 //! port-forward are served over WebSocket and SPDY, without SPDY flow control ([`exec`],
 //! [`portforward`]). `events.k8s.io/v1` is stored apart from `v1` events.
-//! ownerReferences are stored but no garbage collector acts on them.
 
 pub mod codec;
 pub mod discovery;
 pub mod exec;
 pub mod exec_spdy;
+pub mod garbage_collector;
 pub mod http;
 pub mod kubelet_bridge;
 pub mod logs;
@@ -199,6 +199,7 @@ pub async fn run(
         }
     }
 
+    tasks.push(tokio::spawn(garbage_collector::run(state.clone())));
     let app = router::router(state);
     let server = tokio::spawn(http::serve(listener, tls_config, app, stop_rx));
     write_kubeconfig(&pki, addr, &token)?;

@@ -285,3 +285,67 @@ fn kubectl_create_generators_send_protobuf_and_explain_reads_the_schemas() {
     );
     server.stop();
 }
+
+#[test]
+fn the_garbage_collector_follows_owner_references_and_propagation_policies() {
+    let server = Server::start(tempfile::tempdir().unwrap(), free_port());
+    let dir = server.data.path().to_owned();
+    let uid_of = |name: &str| server.ok(&["get", "cm", name, "-o", "jsonpath={.metadata.uid}"]);
+    let dependent = |name: &str, owner: &str, block: bool| {
+        let uid = uid_of(owner);
+        let file = dir.join(format!("{name}.yaml"));
+        std::fs::write(
+            &file,
+            format!(
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  ownerReferences:\n  - {{apiVersion: v1, kind: ConfigMap, name: {owner}, uid: {uid}, blockOwnerDeletion: {block}}}\ndata: {{a: b}}\n"
+            ),
+        )
+        .unwrap();
+        server.ok(&["apply", "-f", file.to_str().unwrap()]);
+    };
+    let gone = |name: &str| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while server.kubectl(&["get", "cm", name]).status.success() {
+            assert!(Instant::now() < deadline, "{name} was not collected");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    for name in ["owner-1", "owner-2", "owner-3"] {
+        server.ok(&["create", "configmap", name]);
+    }
+
+    // Background (kubectl's default): the dependent goes after its owner.
+    dependent("dep-1", "owner-1", false);
+    server.ok(&["delete", "cm", "owner-1"]);
+    gone("dep-1");
+
+    // Orphan: the dependent stays, without its reference.
+    dependent("dep-2", "owner-2", false);
+    server.ok(&["delete", "cm", "owner-2", "--cascade=orphan"]);
+    gone("owner-2");
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(
+        server.ok(&[
+            "get",
+            "cm",
+            "dep-2",
+            "-o",
+            "jsonpath={.metadata.ownerReferences}"
+        ]),
+        ""
+    );
+
+    // Foreground: the dependent goes first, then the owner.
+    dependent("dep-3", "owner-3", true);
+    server.ok(&["delete", "cm", "owner-3", "--cascade=foreground"]);
+    gone("dep-3");
+    gone("owner-3");
+
+    // An owner of a kind this server does not serve is never taken as gone.
+    let file = dir.join("foreign.yaml");
+    std::fs::write(&file, "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: foreign\n  ownerReferences:\n  - {apiVersion: apps/v1, kind: ReplicaSet, name: rs, uid: 6d5f3c1e-0000-4000-8000-000000000000}\n").unwrap();
+    server.ok(&["apply", "-f", file.to_str().unwrap()]);
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(server.kubectl(&["get", "cm", "foreign"]).status.success());
+    server.stop();
+}

@@ -99,24 +99,35 @@ pub fn on_delete(
     options: &DeleteOptions,
 ) -> Result<Deletion, ApiError> {
     match req.target.res.plural {
-        "pods" => Ok(pods::delete(req, object, options)),
+        // A pod deleted at once still waits for its finalizers (the garbage collector's).
+        "pods" => Ok(match pods::delete(req, object, options) {
+            Deletion::Now if has_finalizers(object) => Deletion::Pending(marked_now(object)),
+            deletion => deletion,
+        }),
         "namespaces" => namespaces::delete(req, object),
         _ => {
-            let finalizers = object
-                .pointer("/metadata/finalizers")
-                .and_then(Value::as_array)
-                .is_some_and(|f| !f.is_empty());
-            if finalizers && object.pointer("/metadata/deletionTimestamp").is_none() {
-                let mut marked = object.clone();
-                let meta = meta::metadata(&mut marked);
-                meta.insert("deletionTimestamp".into(), json!(meta::now()));
-                meta.insert("deletionGracePeriodSeconds".into(), json!(0));
-                return Ok(Deletion::Pending(marked));
+            if !has_finalizers(object) {
+                return Ok(Deletion::Now);
             }
-            if finalizers {
-                return Ok(Deletion::Pending(object.clone()));
-            }
-            Ok(Deletion::Now)
+            Ok(Deletion::Pending(marked_now(object)))
         }
     }
+}
+
+fn has_finalizers(object: &Value) -> bool {
+    object
+        .pointer("/metadata/finalizers")
+        .and_then(Value::as_array)
+        .is_some_and(|f| !f.is_empty())
+}
+
+/// The object marked for deletion now, unless it already is.
+fn marked_now(object: &Value) -> Value {
+    let mut marked = object.clone();
+    if object.pointer("/metadata/deletionTimestamp").is_none() {
+        let meta = meta::metadata(&mut marked);
+        meta.insert("deletionTimestamp".into(), json!(meta::now()));
+        meta.insert("deletionGracePeriodSeconds".into(), json!(0));
+    }
+    marked
 }

@@ -542,6 +542,11 @@ impl Request {
         if self.query.dry_run()? || options.dry_run {
             return Ok(self.respond(StatusCode::OK, &object, &[]));
         }
+        let object = crate::garbage_collector::with_propagation_finalizer(
+            self.res(),
+            object,
+            options.propagation.as_deref(),
+        );
         match admission::on_delete(self, &object, &options)? {
             admission::Deletion::Pending(updated) => {
                 let stored = self.write_update(name, updated, Some(rev))?;
