@@ -2,124 +2,12 @@
 //!
 //! Needs root (real containers), `/usr/bin/kubectl` and the busybox test image.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-struct Server {
-    child: Child,
-    data: tempfile::TempDir,
-    port: u16,
-}
+mod server_support;
 
-impl Server {
-    fn start(data: tempfile::TempDir, port: u16) -> Server {
-        let child = Command::new(env!("CARGO_BIN_EXE_coracle"))
-            .args(["--data-dir"])
-            .arg(data.path())
-            .args(["server", "--listen", &format!("127.0.0.1:{port}")])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start coracle server");
-        let server = Server { child, data, port };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !server.kubeconfig().exists() {
-            assert!(
-                Instant::now() < deadline,
-                "server never wrote its kubeconfig"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        server
-    }
-
-    fn kubeconfig(&self) -> PathBuf {
-        self.data.path().join("kubeconfig")
-    }
-
-    fn kubectl(&self, args: &[&str]) -> Output {
-        Command::new("kubectl")
-            .args(args)
-            .env("KUBECONFIG", self.kubeconfig())
-            .env("HOME", self.data.path())
-            .output()
-            .expect("run kubectl")
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.kubectl(args);
-        assert!(
-            out.status.success(),
-            "kubectl {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// SIGTERM and wait; returns the data dir for a restart.
-    fn stop(mut self) -> tempfile::TempDir {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(self.child.id() as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        );
-        let _ = self.child.wait();
-        self.data
-    }
-
-    fn wait_for(&self, args: &[&str], want: &str, secs: u64) -> String {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        loop {
-            let out = String::from_utf8_lossy(&self.kubectl(args).stdout).into_owned();
-            if out.contains(want) {
-                return out;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {want:?} in {args:?}: {out}"
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn test_images() -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let dir = std::env::var_os("CORACLE_TEST_IMAGES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target/test-images"));
-    if !dir.join("busybox.docker.tar").exists() {
-        let status = Command::new("python3")
-            .arg(root.join("scripts/make-test-images.py"))
-            .arg(&dir)
-            .status()
-            .expect("build test images");
-        assert!(status.success());
-    }
-    dir
-}
-
-fn data_dir_with_busybox() -> tempfile::TempDir {
-    let data = tempfile::tempdir().unwrap();
-    let status = Command::new(env!("CARGO_BIN_EXE_coracle"))
-        .arg("--data-dir")
-        .arg(data.path())
-        .args(["image", "import"])
-        .arg(test_images().join("busybox.docker.tar"))
-        .stdout(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success());
-    data
-}
+use server_support::*;
 
 const INIT_POD: &str = "apiVersion: v1
 kind: Pod
@@ -142,7 +30,7 @@ spec:
 
 #[test]
 fn kubectl_runs_the_tutorial_flow_and_a_restart_mid_init_loses_nothing() {
-    let server = Server::start(data_dir_with_busybox(), free_port());
+    let server = Server::start(data_dir_with_busybox());
     let manifest = server.data.path().join("pod.yaml");
     std::fs::write(&manifest, INIT_POD).unwrap();
     let manifest = manifest.to_str().unwrap().to_owned();
@@ -164,7 +52,7 @@ fn kubectl_runs_the_tutorial_flow_and_a_restart_mid_init_loses_nothing() {
     // Restart the server while the init container runs.
     let port = server.port;
     let data = server.stop();
-    let server = Server::start(data, port);
+    let server = Server::start_on(data, port);
     server.wait_for(&["get", "pods"], "Running", 40);
     // The init container ran once, across the restart.
     assert_eq!(server.ok(&["logs", "web", "-c", "init"]), "init-done\n");
@@ -213,7 +101,7 @@ fn kubectl_runs_the_tutorial_flow_and_a_restart_mid_init_loses_nothing() {
 
 #[test]
 fn kubectl_create_generators_send_protobuf_and_explain_reads_the_schemas() {
-    let server = Server::start(tempfile::tempdir().unwrap(), free_port());
+    let server = Server::start(tempfile::tempdir().unwrap());
 
     assert_eq!(
         server.ok(&[
@@ -288,7 +176,7 @@ fn kubectl_create_generators_send_protobuf_and_explain_reads_the_schemas() {
 
 #[test]
 fn the_garbage_collector_follows_owner_references_and_propagation_policies() {
-    let server = Server::start(tempfile::tempdir().unwrap(), free_port());
+    let server = Server::start(tempfile::tempdir().unwrap());
     let dir = server.data.path().to_owned();
     let uid_of = |name: &str| server.ok(&["get", "cm", name, "-o", "jsonpath={.metadata.uid}"]);
     let dependent = |name: &str, owner: &str, block: bool| {

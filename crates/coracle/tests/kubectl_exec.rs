@@ -3,152 +3,11 @@
 //! Needs root (real containers), `/usr/bin/kubectl`, `script` (util-linux, for the tty case)
 //! and the busybox test image.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output, Stdio};
 
-struct Server {
-    child: Child,
-    data: tempfile::TempDir,
-}
+mod server_support;
 
-impl Server {
-    fn start(data: tempfile::TempDir, port: u16) -> Server {
-        let child = Command::new(env!("CARGO_BIN_EXE_coracle"))
-            .args(["--data-dir"])
-            .arg(data.path())
-            .args(["server", "--listen", &format!("127.0.0.1:{port}")])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start coracle server");
-        let server = Server { child, data };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !server.kubeconfig().exists() {
-            assert!(
-                Instant::now() < deadline,
-                "server never wrote its kubeconfig"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        server
-    }
-
-    fn kubeconfig(&self) -> PathBuf {
-        self.data.path().join("kubeconfig")
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new("kubectl");
-        command
-            .args(args)
-            .env("KUBECONFIG", self.kubeconfig())
-            .env("HOME", self.data.path());
-        command
-    }
-
-    fn kubectl(&self, args: &[&str]) -> Output {
-        self.command(args)
-            .stdin(Stdio::null())
-            .output()
-            .expect("run kubectl")
-    }
-
-    /// kubectl with `input` on its stdin.
-    fn kubectl_with_input(&self, args: &[&str], input: &[u8]) -> Output {
-        self.run_with_input(self.command(args), input)
-    }
-
-    /// kubectl speaking SPDY (its fallback) instead of WebSocket, with `input` on its stdin.
-    fn kubectl_spdy(&self, args: &[&str], input: &[u8]) -> Output {
-        let mut command = self.command(args);
-        command.env("KUBECTL_REMOTE_COMMAND_WEBSOCKETS", "false");
-        self.run_with_input(command, input)
-    }
-
-    fn run_with_input(&self, mut command: Command, input: &[u8]) -> Output {
-        let mut child = command
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run kubectl");
-        child.stdin.take().unwrap().write_all(input).unwrap();
-        child.wait_with_output().unwrap()
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.kubectl(args);
-        assert!(
-            out.status.success(),
-            "kubectl {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn wait_for(&self, args: &[&str], want: &str, secs: u64) -> String {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        loop {
-            let out = String::from_utf8_lossy(&self.kubectl(args).stdout).into_owned();
-            if out.contains(want) {
-                return out;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {want:?} in {args:?}: {out}"
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-
-    fn stop(mut self) {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(self.child.id() as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        );
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn test_images() -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let dir = std::env::var_os("CORACLE_TEST_IMAGES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target/test-images"));
-    if !dir.join("busybox.docker.tar").exists() {
-        let status = Command::new("python3")
-            .arg(root.join("scripts/make-test-images.py"))
-            .arg(&dir)
-            .status()
-            .expect("build test images");
-        assert!(status.success());
-    }
-    dir
-}
-
-fn data_dir_with_busybox() -> tempfile::TempDir {
-    let data = tempfile::tempdir().unwrap();
-    let status = Command::new(env!("CARGO_BIN_EXE_coracle"))
-        .arg("--data-dir")
-        .arg(data.path())
-        .args(["image", "import"])
-        .arg(test_images().join("busybox.docker.tar"))
-        .stdout(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success());
-    data
-}
+use server_support::*;
 
 /// Two containers, so `-c` matters; `main` writes into the emptyDir both share.
 const POD: &str = "apiVersion: v1
@@ -178,17 +37,16 @@ spec:
     - {name: shared, mountPath: /shared}
 ";
 
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
+/// kubectl speaking SPDY (its fallback) instead of WebSocket, with `input` on its stdin.
+fn kubectl_spdy(server: &Server, args: &[&str], input: &[u8]) -> Output {
+    let mut command = server.command(args);
+    command.env("KUBECTL_REMOTE_COMMAND_WEBSOCKETS", "false");
+    run_with_input(command, input)
 }
 
 #[test]
 fn kubectl_exec_runs_commands_in_the_pods_containers_as_upstream() {
-    let server = Server::start(data_dir_with_busybox(), free_port());
+    let server = Server::start(data_dir_with_busybox());
     let manifest = server.data.path().join("pod.yaml");
     std::fs::write(&manifest, POD).unwrap();
     server.ok(&["apply", "-f", manifest.to_str().unwrap()]);
@@ -360,10 +218,15 @@ fn kubectl_exec_runs_commands_in_the_pods_containers_as_upstream() {
     );
 
     // The same over SPDY, kubectl's fallback and older clients' protocol.
-    let out = server.kubectl_spdy(&["exec", "-i", "web", "-c", "main", "--", "cat"], &data);
+    let out = kubectl_spdy(
+        &server,
+        &["exec", "-i", "web", "-c", "main", "--", "cat"],
+        &data,
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(out.stdout == data, "{} bytes came back", out.stdout.len());
-    let out = server.kubectl_spdy(
+    let out = kubectl_spdy(
+        &server,
         &[
             "exec",
             "web",
@@ -379,7 +242,7 @@ fn kubectl_exec_runs_commands_in_the_pods_containers_as_upstream() {
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     assert_eq!(stdout(&out), "out\n");
     assert_eq!(stderr(&out), "err\ncommand terminated with exit code 3\n");
-    let out = server.kubectl_spdy(&["exec", "web", "-c", "main", "--", "nosuch"], b"");
+    let out = kubectl_spdy(&server, &["exec", "web", "-c", "main", "--", "nosuch"], b"");
     assert!(
         stderr(&out).contains(r#"exec: "nosuch": executable file not found in $PATH"#),
         "{}",

@@ -5,128 +5,13 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-struct Server {
-    child: Child,
-    data: tempfile::TempDir,
-}
+mod server_support;
 
-impl Server {
-    fn start(data: tempfile::TempDir) -> Server {
-        let child = Command::new(env!("CARGO_BIN_EXE_coracle"))
-            .args(["--data-dir"])
-            .arg(data.path())
-            .args(["server", "--listen", &format!("127.0.0.1:{}", free_port())])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start coracle server");
-        let server = Server { child, data };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !server.kubeconfig().exists() {
-            assert!(
-                Instant::now() < deadline,
-                "server never wrote its kubeconfig"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        server
-    }
-
-    fn kubeconfig(&self) -> PathBuf {
-        self.data.path().join("kubeconfig")
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new("kubectl");
-        command
-            .args(args)
-            .env("KUBECONFIG", self.kubeconfig())
-            .env("HOME", self.data.path());
-        command
-    }
-
-    fn kubectl(&self, args: &[&str]) -> Output {
-        self.command(args).output().expect("run kubectl")
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.kubectl(args);
-        assert!(
-            out.status.success(),
-            "kubectl {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn wait_for(&self, args: &[&str], want: &str, secs: u64) -> String {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        loop {
-            let out = String::from_utf8_lossy(&self.kubectl(args).stdout).into_owned();
-            if out.contains(want) {
-                return out;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {want:?} in {args:?}: {out}"
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(self.child.id() as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        );
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn test_images() -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let dir = std::env::var_os("CORACLE_TEST_IMAGES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target/test-images"));
-    if !dir.join("busybox.docker.tar").exists() {
-        let status = Command::new("python3")
-            .arg(root.join("scripts/make-test-images.py"))
-            .arg(&dir)
-            .status()
-            .expect("build test images");
-        assert!(status.success());
-    }
-    dir
-}
-
-fn data_dir_with_busybox() -> tempfile::TempDir {
-    let data = tempfile::tempdir().unwrap();
-    let status = Command::new(env!("CARGO_BIN_EXE_coracle"))
-        .arg("--data-dir")
-        .arg(data.path())
-        .args(["image", "import"])
-        .arg(test_images().join("busybox.docker.tar"))
-        .stdout(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success());
-    data
-}
+use server_support::*;
 
 /// httpd on the pod's loopback only: reachable through the pod's network namespace alone.
 const PODS: &str = "apiVersion: v1
