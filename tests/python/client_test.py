@@ -118,6 +118,7 @@ def lifecycle(v1, ns):
     check(created.metadata.name == POD, "create returned another pod")
     check(created.metadata.uid, "created pod has no uid")
     check(created.status.phase == "Pending", f"created pod is {created.status.phase}")
+    check(created.status.qos_class == "BestEffort", f"created pod's qosClass {created.status.qos_class}")
     check(created.spec.init_containers[0].image_pull_policy == "IfNotPresent", "pull policy lost")
 
     step("the watch sees ADDED, then MODIFIED through Init:0/1 to Running")

@@ -59,6 +59,8 @@ pub fn admit(
         "phase": "Pending",
         "conditions": [{"type": "PodScheduled", "status": "True",
                         "lastProbeTime": null, "lastTransitionTime": meta::now()}],
+        // Set on create, as kube-apiserver's pod strategy does.
+        "qosClass": coracle_kubelet::status::qos_class(&pod),
     });
     Ok(())
 }
