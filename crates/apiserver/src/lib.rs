@@ -10,10 +10,13 @@
 //! Store calls are synchronous and made on the async workers (each is one short redb
 //! transaction). Server-side apply merges without field-ownership conflicts. exec and
 //! port-forward are served over WebSocket and SPDY, without SPDY flow control ([`exec`],
-//! [`portforward`]). `events.k8s.io/v1` is stored apart from `v1` events.
+//! [`portforward`]). Events are stored once, as `v1` Events, and `events.k8s.io/v1` is
+//! converted from them ([`events`]); its updates are not checked for upstream's immutable
+//! fields.
 
 pub mod codec;
 pub mod discovery;
+pub mod events;
 pub mod exec;
 pub mod exec_spdy;
 pub mod garbage_collector;

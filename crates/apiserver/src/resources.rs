@@ -72,11 +72,14 @@ impl Resource {
         }
     }
 
-    /// The group segment of the storage key. The two event APIs are stored apart: upstream
-    /// shares one storage and converts between the shapes, which coracle does not do yet, so
-    /// `events.k8s.io/v1` does not list the kubelet's `v1` events.
+    /// The group segment of the storage key. `events.k8s.io/v1` Events are the `v1` ones,
+    /// stored under the core group and converted by [`crate::events`], as upstream does.
     pub fn storage_group(&self) -> &'static str {
-        self.group
+        if crate::events::converts(self) {
+            ""
+        } else {
+            self.group
+        }
     }
 
     /// The subresource `name`, if served.

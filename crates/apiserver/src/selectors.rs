@@ -2,6 +2,7 @@
 
 use serde_json::Value;
 
+use crate::resources::Resource;
 use crate::status_error::ApiError;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -102,6 +103,27 @@ fn split_top(text: &str) -> Vec<&str> {
 pub struct FieldSelector(Vec<(String, bool, String)>);
 
 impl FieldSelector {
+    /// Parses a selector of `res`: `events.k8s.io/v1` labels (`regarding.name`) become the
+    /// core labels of the stored `v1` Events they are matched on, as upstream converts them.
+    pub fn for_resource(text: &str, res: &Resource) -> Result<FieldSelector, ApiError> {
+        if !crate::events::converts(res) {
+            return FieldSelector::parse(text, res.plural);
+        }
+        let mut reqs = Vec::new();
+        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (label, rest) = match part.find(['=', '!']) {
+                Some(at) => part.split_at(at),
+                None => (part, ""),
+            };
+            let label = label.trim();
+            let core = crate::events::core_field_label(label).ok_or_else(|| {
+                ApiError::BadRequest(format!("field label not supported: {label}"))
+            })?;
+            reqs.push(format!("{core}{rest}"));
+        }
+        FieldSelector::parse(&reqs.join(","), res.plural)
+    }
+
     /// Parses `a=b,c!=d` and checks each field is supported for `resource`.
     pub fn parse(text: &str, resource: &str) -> Result<FieldSelector, ApiError> {
         let mut reqs = Vec::new();
@@ -168,11 +190,17 @@ fn supported(resource: &str, field: &str) -> bool {
 /// The selector value of `field` in `object` (`""` when absent, as upstream).
 fn field_value(object: &Value, field: &str) -> String {
     if field == "source" {
-        return object
-            .pointer("/source/component")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_owned();
+        // Upstream falls back to the reporting controller of events without a source.
+        return [
+            object.pointer("/source/component"),
+            object.get("reportingComponent"),
+        ]
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .find(|s| !s.is_empty())
+        .unwrap_or("")
+        .to_owned();
     }
     let pointer = format!("/{}", field.replace('.', "/"));
     match object.pointer(&pointer) {
@@ -200,6 +228,24 @@ mod tests {
         assert!(!ok("tier notin (front)"));
         assert!(ok("!missing"));
         assert!(!ok("missing"));
+    }
+
+    #[test]
+    fn events_k8s_io_selectors_use_its_own_labels_on_the_stored_v1_events() {
+        let res = crate::resources::find("events.k8s.io", "v1", "events").unwrap();
+        let stored = json!({"metadata": {"name": "e"}, "reason": "Started",
+            "involvedObject": {"kind": "Pod", "name": "web"}, "reportingComponent": "kubelet"});
+        let ok = |s: &str| {
+            FieldSelector::for_resource(s, res)
+                .unwrap()
+                .matches(&stored)
+        };
+        assert!(ok("regarding.name=web,regarding.kind==Pod"));
+        assert!(ok("reportingController=kubelet,reason!=Pulled"));
+        assert!(ok("source=kubelet"));
+        assert!(!ok("regarding.name=db"));
+        assert!(FieldSelector::for_resource("involvedObject.name=web", res).is_err());
+        assert!(FieldSelector::for_resource("note=x", res).is_err());
     }
 
     #[test]

@@ -87,7 +87,7 @@ pub fn columns(res: &Resource) -> Vec<Value> {
             age,
         ],
         "serviceaccounts" => vec![name, col("Secrets", "string", "", 0, "The number of secrets"), age],
-        "events" if res.group.is_empty() => vec![
+        "events" => vec![
             col("Last Seen", "string", "", 0, "Time since the most recent occurrence"),
             col("Type", "string", "", 0, "Type of this event (Normal, Warning)"),
             col("Reason", "string", "", 0, "Why the action was taken"),
@@ -219,7 +219,10 @@ pub fn cells(res: &Resource, o: &Value, now: Timestamp) -> Vec<Value> {
                 .to_string()),
             json!(age),
         ],
-        "events" if res.group.is_empty() => {
+        "events" => {
+            // Upstream prints both versions from the internal (core) Event.
+            let core = crate::events::stored(res, o.clone()).unwrap_or_else(|_| o.clone());
+            let o = &core;
             let last = o
                 .get("lastTimestamp")
                 .filter(|v| !v.is_null())

@@ -3,6 +3,7 @@
 //! `resourceVersion` absent or `0` first sends the current state as synthetic `ADDED` events;
 //! `N` sends the changes after `N`; a compacted `N` gets an `ERROR` event with a 410 Status.
 //! Bookmarks when asked for, the end at `timeoutSeconds`, Table events for `get -w`.
+//! Objects are sent in the version watched (`events.k8s.io/v1` Events converted).
 //! A change that moves an object out of a selector is not turned into `DELETED`: the
 //! watcher just stops hearing about it.
 
@@ -59,6 +60,9 @@ pub async fn serve(req: &Request) -> Result<Response, ApiError> {
     tokio::spawn(async move {
         let mut first = true;
         let mut encode = |kind: &str, object: &Value| -> Bytes {
+            // Stored v1 Events in the version watched (a Status passes unchanged).
+            let object = crate::events::served(res, object.clone());
+            let object = &object;
             let object = if as_table {
                 let rv = object
                     .pointer("/metadata/resourceVersion")

@@ -95,7 +95,7 @@ fn matches_qualified_part(s: &str) -> bool {
 }
 
 /// Problems with `s` as a qualified name (`[prefix/]name`), used for label and annotation keys.
-pub(crate) fn qualified_name(s: &str) -> Vec<String> {
+pub fn qualified_name(s: &str) -> Vec<String> {
     let parts: Vec<&str> = s.split('/').collect();
     let name = match parts.as_slice() {
         [name] => *name,

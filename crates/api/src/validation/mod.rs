@@ -15,6 +15,7 @@ mod update;
 mod volume;
 
 pub use errors::{ErrorKind, ErrorValue, FieldError, Path, ValidationErrors};
+pub use meta::qualified_name;
 pub use resources::{parse_quantity, QuantityError};
 pub use update::validate_pod_update;
 

@@ -25,6 +25,9 @@ pub fn on_create(
     if req.target.res.plural != "pods" {
         validate_metadata(req.target.res, object)?;
     }
+    if crate::events::converts(req.target.res) {
+        return crate::events::validate_create(object);
+    }
     match req.target.res.plural {
         "pods" => pods::admit(req, object, warnings),
         "namespaces" => {

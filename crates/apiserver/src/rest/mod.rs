@@ -14,6 +14,7 @@ use coracle_store::{ListOptions, StoreError};
 use serde_json::{json, Value};
 
 use crate::codec;
+use crate::events;
 use crate::meta;
 use crate::patch;
 use crate::query::Query;
@@ -144,6 +145,7 @@ impl Request {
             .store
             .get(&key)
             .map_err(self.store_err(name))?
+            .map(|(rev, object)| (rev, events::served(self.res(), object)))
             .ok_or_else(|| self.not_found(name))
     }
 
@@ -174,10 +176,8 @@ impl Request {
     /// The selectors of a list, watch or deletecollection.
     pub fn selectors(&self) -> Result<(LabelSelector, FieldSelector), ApiError> {
         let labels = LabelSelector::parse(self.query.get("labelSelector").unwrap_or(""))?;
-        let fields = FieldSelector::parse(
-            self.query.get("fieldSelector").unwrap_or(""),
-            self.res().plural,
-        )?;
+        let text = self.query.get("fieldSelector").unwrap_or("");
+        let fields = FieldSelector::for_resource(text, self.res())?;
         Ok((labels, fields))
     }
 
@@ -207,6 +207,7 @@ impl Request {
             .items
             .into_iter()
             .filter(|o| labels.matches(o) && fields.matches(o))
+            .map(|o| events::served(self.res(), o))
             .collect();
         let accept = self.header("accept").unwrap_or("");
         let body = if table::wants_table(accept) {
@@ -320,8 +321,9 @@ impl Request {
         let (_, stored) = self
             .state
             .store
-            .create(&key, object)
+            .create(&key, events::stored(res, object)?)
             .map_err(self.store_err(&name))?;
+        let stored = events::served(res, stored);
         admission::after_create(self, &stored);
         Ok(self.respond(StatusCode::CREATED, &stored, &warnings))
     }
@@ -420,8 +422,9 @@ impl Request {
         let (_, stored) = self
             .state
             .store
-            .update(&key, new, expected)
+            .update(&key, events::stored(self.res(), new)?, expected)
             .map_err(self.store_err(name))?;
+        let stored = events::served(self.res(), stored);
         if finished {
             let _ = self.state.store.delete(&key, None);
         }
@@ -529,8 +532,9 @@ impl Request {
         let (_, stored) = self
             .state
             .store
-            .create(&key, object)
+            .create(&key, events::stored(self.res(), object)?)
             .map_err(self.store_err(name))?;
+        let stored = events::served(self.res(), stored);
         admission::after_create(self, &stored);
         Ok(self.respond(StatusCode::CREATED, &stored, &warnings))
     }
@@ -605,7 +609,9 @@ impl Request {
                 body: self.body.clone(),
             };
             match sub.delete(&name) {
-                Ok(_) | Err(ApiError::NotFound { .. }) => deleted.push(object),
+                Ok(_) | Err(ApiError::NotFound { .. }) => {
+                    deleted.push(events::served(self.res(), object))
+                }
                 Err(e) => return Err(e),
             }
         }
