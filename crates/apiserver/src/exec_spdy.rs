@@ -138,7 +138,7 @@ where
 {
     let (mut reader, writer) = tokio::io::split(io);
     let (frames, outgoing) = mpsc::channel::<Frame>(64);
-    let writer = tokio::spawn(write_frames(writer, outgoing));
+    let writer = tokio::spawn(crate::portforward::write_frames(writer, outgoing));
     let mut decoder = spdy::Decoder::default();
     let mut buf = BytesMut::with_capacity(CHUNK);
     let mut streams = Streams::default();
@@ -414,26 +414,6 @@ async fn pump(
             })
             .await;
     }
-}
-
-/// Encodes frames onto the connection, in order.
-async fn write_frames<W: AsyncWrite>(
-    mut writer: tokio::io::WriteHalf<W>,
-    mut frames: mpsc::Receiver<Frame>,
-) {
-    let mut encoder = spdy::Encoder::default();
-    let mut out = Vec::new();
-    while let Some(frame) = frames.recv().await {
-        out.clear();
-        encoder.encode(&frame, &mut out);
-        while let Ok(frame) = frames.try_recv() {
-            encoder.encode(&frame, &mut out);
-        }
-        if writer.write_all(&out).await.is_err() || writer.flush().await.is_err() {
-            return;
-        }
-    }
-    let _ = writer.shutdown().await;
 }
 
 #[cfg(test)]

@@ -520,8 +520,8 @@ impl Session {
     }
 }
 
-/// Encodes frames from the session and its forwards onto the connection, in order.
-async fn write_frames<W: AsyncWrite>(
+/// Encodes frames from a SPDY session (port-forward's, exec's) onto the connection, in order.
+pub(crate) async fn write_frames<W: AsyncWrite>(
     mut writer: tokio::io::WriteHalf<W>,
     mut frames: mpsc::Receiver<Frame>,
 ) {
