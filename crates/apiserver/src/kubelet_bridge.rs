@@ -14,6 +14,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
 use serde_json::{json, Value};
 use tokio::sync::watch;
 
+use crate::fieldmanager;
 use crate::meta;
 
 /// ConfigMaps and Secrets, read from the store.
@@ -83,7 +84,11 @@ impl PodObserver for StoreObserver {
             .guaranteed_update::<StoreError, _>(&key, |current| {
                 Ok(current.and_then(|mut object| {
                     (meta::meta_str(&object, "uid") == Some(uid.as_str())).then(|| {
+                        // Recorded as the kubelet's update of the status subresource.
+                        let before = object.clone();
                         object["status"] = status.clone();
+                        let scope = fieldmanager::Scope::status("v1");
+                        fieldmanager::record_update(Some(&before), &mut object, "kubelet", &scope);
                         object
                     })
                 }))
@@ -120,9 +125,12 @@ impl PodObserver for StoreObserver {
             if let Ok(key) = Key::namespaced("", "events", &ns, &event_name) {
                 let bumped = self.store.guaranteed_update::<StoreError, _>(&key, |cur| {
                     Ok(cur.map(|mut e| {
+                        let before = e.clone();
                         let count = e["count"].as_i64().unwrap_or(1);
                         e["count"] = json!(count + 1);
                         e["lastTimestamp"] = json!(time);
+                        let scope = fieldmanager::Scope::main("v1", false);
+                        fieldmanager::record_update(Some(&before), &mut e, "kubelet", &scope);
                         e
                     }))
                 });
@@ -153,6 +161,11 @@ impl PodObserver for StoreObserver {
             "reportingComponent": event.source, "reportingInstance": self.node_name,
         });
         meta::stamp_create(&mut object);
+        fieldmanager::record_create(
+            &mut object,
+            "kubelet",
+            &fieldmanager::Scope::main("v1", false),
+        );
         let Ok(key) = Key::namespaced("", "events", &ns, &event_name) else {
             return;
         };

@@ -8,7 +8,8 @@
 //! # Caveats
 //!
 //! Store calls are synchronous and made on the async workers (each is one short redb
-//! transaction). Server-side apply merges without field-ownership conflicts. exec and
+//! transaction). Server-side apply tracks field ownership as upstream does ([`fieldmanager`]),
+//! keying lists by the strategic merge keys rather than by upstream's schemas. exec and
 //! port-forward are served over WebSocket and SPDY, without SPDY flow control ([`exec`],
 //! [`portforward`]). Events are stored once, as `v1` Events, and `events.k8s.io/v1` is
 //! converted from them ([`events`]); its updates are not checked for upstream's immutable
@@ -19,6 +20,7 @@ pub mod discovery;
 pub mod events;
 pub mod exec;
 pub mod exec_spdy;
+pub mod fieldmanager;
 pub mod garbage_collector;
 pub mod http;
 pub mod kubelet_bridge;

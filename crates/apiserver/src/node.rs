@@ -8,6 +8,7 @@ use coracle_store::{Key, Store, StoreError};
 use serde_json::{json, Value};
 use tokio::sync::watch;
 
+use crate::fieldmanager;
 use crate::meta;
 
 /// What the Node object reports.
@@ -75,6 +76,7 @@ pub fn register(store: &Store, facts: &NodeFacts) -> Result<(), StoreError> {
     });
     let name = facts.name.clone();
     store.guaranteed_update::<StoreError, _>(&key, move |current| {
+        // The kubelet registers its node, then updates its status subresource.
         let mut node = current.unwrap_or_else(|| {
             let mut n = json!({"apiVersion": "v1", "kind": "Node",
                 "metadata": {"name": name, "labels": {
@@ -82,9 +84,13 @@ pub fn register(store: &Store, facts: &NodeFacts) -> Result<(), StoreError> {
                     "node-role.kubernetes.io/control-plane": ""}},
                 "spec": {}});
             meta::stamp_create(&mut n);
+            fieldmanager::record_create(&mut n, "kubelet", &fieldmanager::Scope::main("v1", true));
             n
         });
+        let before = node.clone();
         node["status"] = status;
+        let scope = fieldmanager::Scope::status("v1");
+        fieldmanager::record_update(Some(&before), &mut node, "kubelet", &scope);
         Ok(Some(node))
     })?;
     Ok(())
@@ -108,6 +114,7 @@ fn renew_lease(store: &Store, name: &str) -> Result<(), StoreError> {
     let now = meta::now_micro();
     let name = name.to_owned();
     store.guaranteed_update::<StoreError, _>(&key, move |current| {
+        let existed = current.is_some();
         let mut lease: Value = current.unwrap_or_else(|| {
             let mut l = json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
                 "metadata": {"name": name, "namespace": "kube-node-lease"},
@@ -115,7 +122,11 @@ fn renew_lease(store: &Store, name: &str) -> Result<(), StoreError> {
             meta::stamp_create(&mut l);
             l
         });
+        // Recorded as the kubelet's update (its create, the first time).
+        let before = existed.then(|| lease.clone());
         lease["spec"]["renewTime"] = json!(now);
+        let scope = fieldmanager::Scope::main("coordination.k8s.io/v1", false);
+        fieldmanager::record_update(before.as_ref(), &mut lease, "kubelet", &scope);
         Ok(Some(lease))
     })?;
     Ok(())

@@ -49,6 +49,15 @@ pub enum ApiError {
         /// Why.
         reason: String,
     },
+    /// A server-side apply changes fields that other managers own (409), as upstream's
+    /// `Apply failed with 1 conflict: conflict with "kubectl": .data.key`.
+    #[error("{message}")]
+    ApplyConflict {
+        /// The whole message, one line per conflict when there are several.
+        message: String,
+        /// One `FieldManagerConflict` per field.
+        causes: Vec<Cause>,
+    },
     /// Validation failed (422), with causes.
     #[error("{message}")]
     Invalid {
@@ -115,7 +124,9 @@ impl ApiError {
         match self {
             ApiError::NotFound { .. } | ApiError::NoSuchPath => (StatusCode::NOT_FOUND, "NotFound"),
             ApiError::AlreadyExists { .. } => (StatusCode::CONFLICT, "AlreadyExists"),
-            ApiError::Conflict { .. } => (StatusCode::CONFLICT, "Conflict"),
+            ApiError::Conflict { .. } | ApiError::ApplyConflict { .. } => {
+                (StatusCode::CONFLICT, "Conflict")
+            }
             ApiError::Invalid { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "Invalid"),
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "BadRequest"),
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "Unauthorized"),
@@ -152,6 +163,11 @@ impl ApiError {
             } => Some(json!({
                 "name": name,
                 "kind": kind,
+                "causes": causes.iter().map(|c| json!({
+                    "reason": c.reason, "message": c.message, "field": c.field,
+                })).collect::<Vec<_>>(),
+            })),
+            ApiError::ApplyConflict { causes, .. } => Some(json!({
                 "causes": causes.iter().map(|c| json!({
                     "reason": c.reason, "message": c.message, "field": c.field,
                 })).collect::<Vec<_>>(),
@@ -197,6 +213,22 @@ impl IntoResponse for ApiError {
 }
 
 impl ApiError {
+    /// The 409 of an apply's field-manager conflicts.
+    pub fn from_conflicts(conflicts: crate::fieldmanager::Conflicts) -> ApiError {
+        ApiError::ApplyConflict {
+            message: conflicts.message(),
+            causes: conflicts
+                .0
+                .iter()
+                .map(|c| Cause {
+                    reason: "FieldManagerConflict".into(),
+                    message: format!("conflict with {}", c.manager),
+                    field: c.field.clone(),
+                })
+                .collect(),
+        }
+    }
+
     /// Maps a store error on the object `name` of `resource`.
     pub fn from_store(err: StoreError, resource: &str, name: &str) -> ApiError {
         match err {

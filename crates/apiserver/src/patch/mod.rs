@@ -40,8 +40,8 @@ impl PatchKind {
 
 /// Applies `patch` to `current`.
 ///
-/// Server-side apply is applied as a strategic merge without field ownership: coracle does
-/// not detect conflicts between managers, it records the applier in managedFields.
+/// Server-side apply merges here as a strategic merge; field ownership (conflicts, removal of
+/// fields an applier drops) is [`crate::fieldmanager`]'s.
 pub fn apply(
     kind: PatchKind,
     res: &Resource,

@@ -15,6 +15,7 @@ use serde_json::{json, Value};
 
 use crate::codec;
 use crate::events;
+use crate::fieldmanager::{self, Scope};
 use crate::meta;
 use crate::patch;
 use crate::query::Query;
@@ -313,7 +314,7 @@ impl Request {
         meta::stamp_create(&mut object);
         admission::on_create(self, &mut object, &mut warnings)?;
         let manager = self.field_manager("unknown");
-        meta::record_manager(&mut object, &manager, "Update", &res.api_version(), None);
+        fieldmanager::record_create(&mut object, &manager, &self.scope());
         if self.query.dry_run()? {
             return Ok(self.respond(StatusCode::CREATED, &object, &warnings));
         }
@@ -359,23 +360,31 @@ impl Request {
         }
         let (rev, old) = self.read(name)?;
         let manager = self.field_manager("unknown");
-        let new = self.prepare_update(old, object, &manager, "Update", &mut warnings)?;
+        let new = self.prepare_update(old, object, &Write::Update(&manager), &mut warnings)?;
         let stored = self.write_update(name, new, expected.or(Some(rev)))?;
         Ok(self.respond(StatusCode::OK, &stored, &warnings))
     }
 
+    /// Where a write's managers are recorded: this version, this subresource.
+    fn scope(&self) -> Scope {
+        Scope {
+            api_version: self.res().api_version(),
+            subresource: self.target.sub.clone(),
+            has_status: matches!(self.res().plural, "pods" | "nodes" | "namespaces"),
+        }
+    }
+
     /// The object an update stores: status or spec kept per subresource, metadata carried
-    /// over, admission rules applied, the manager recorded.
+    /// over, admission rules applied, field ownership recorded.
     fn prepare_update(
         &self,
         old: Value,
         mut new: Value,
-        manager: &str,
-        operation: &str,
+        write: &Write,
         warnings: &mut Vec<String>,
     ) -> Result<Value, ApiError> {
         let sub = self.target.sub.as_deref();
-        let has_status = matches!(self.res().plural, "pods" | "nodes" | "namespaces");
+        let has_status = self.scope().has_status;
         if sub == Some("status") {
             let status = new.get("status").cloned().unwrap_or(Value::Null);
             new = old.clone();
@@ -390,16 +399,66 @@ impl Request {
                 }
             }
         }
-        if sub != Some("status") {
-            // Clients send managedFields back unchanged or not at all; keep the server's.
-            if let Some(mf) = old.pointer("/metadata/managedFields") {
-                meta::metadata(&mut new).insert("managedFields".into(), mf.clone());
-            }
-        }
         meta::carry_over(&mut new, &old);
         admission::on_update(self, &mut new, &old, warnings)?;
-        meta::record_manager(&mut new, manager, operation, &self.res().api_version(), sub);
+        self.record_ownership(&old, &mut new, write)?;
         Ok(new)
+    }
+
+    /// Records who owns what after `write` turned `old` into `new`; an apply that changes
+    /// fields other managers own fails here with upstream's conflict Status.
+    fn record_ownership(
+        &self,
+        old: &Value,
+        new: &mut Value,
+        write: &Write,
+    ) -> Result<(), ApiError> {
+        let scope = self.scope();
+        // An update may set managedFields itself (kubectl does, migrating client-side apply
+        // to server-side apply); an empty or undecodable list keeps the live ones, as upstream.
+        let requested = match write {
+            Write::Update(_) if scope.subresource.is_none() => {
+                fieldmanager::decode(new).ok().filter(|e| !e.is_empty())
+            }
+            _ => None,
+        };
+        let mut entries =
+            requested.unwrap_or_else(|| fieldmanager::decode(old).unwrap_or_default());
+        let now = meta::now();
+        match write {
+            Write::Update(manager) => {
+                fieldmanager::update(&mut entries, old, new, manager, &scope, &now);
+            }
+            Write::Apply {
+                manager,
+                config,
+                force,
+            } => {
+                let applied = fieldmanager::applied_fields(config, &scope);
+                // kubectl's own apply may take over what its client-side apply set.
+                let allowed = match *manager {
+                    "kubectl" => fieldmanager::allowed_from_last_applied(old, &scope),
+                    _ => None,
+                };
+                fieldmanager::apply(
+                    &mut entries,
+                    old,
+                    new,
+                    applied,
+                    manager,
+                    &scope,
+                    *force,
+                    allowed.as_ref(),
+                    &now,
+                )
+                .map_err(ApiError::from_conflicts)?;
+                if *manager == "kubectl" {
+                    fieldmanager::sync_last_applied(new, config);
+                }
+            }
+        }
+        fieldmanager::encode(new, entries);
+        Ok(())
     }
 
     /// Writes an update; an object whose deletion waited only for finalizers goes away.
@@ -435,11 +494,6 @@ impl Request {
         let content_type = codec::media_type(self.header("content-type"));
         let kind = patch::PatchKind::from_media_type(&content_type)?;
         let manager = self.field_manager("unknown");
-        let operation = if kind == patch::PatchKind::Apply {
-            "Apply"
-        } else {
-            "Update"
-        };
         if kind == patch::PatchKind::Apply
             && self.query.get("fieldManager").is_none_or(str::is_empty)
         {
@@ -449,19 +503,34 @@ impl Request {
             ));
         }
         let document = match kind {
-            patch::PatchKind::Apply => codec::parse_yaml(&self.body)?,
+            patch::PatchKind::Apply => apply_config(codec::parse_yaml(&self.body)?),
             _ => codec::parse_json(&self.body)?,
+        };
+        let write = match kind {
+            patch::PatchKind::Apply => Write::Apply {
+                manager: &manager,
+                config: &document,
+                force: self.query.flag("force"),
+            },
+            _ => Write::Update(&manager),
         };
         for _ in 0..8 {
             let mut warnings = Vec::new();
             let (rev, old) = match self.read(name) {
                 Ok(found) => found,
                 Err(ApiError::NotFound { .. }) if kind == patch::PatchKind::Apply => {
-                    return self.apply_create(name, document, &manager);
+                    return self.apply_create(name, document.clone(), &manager);
                 }
                 Err(e) => return Err(e),
             };
-            let patched = patch::apply(kind, self.res(), &old, &document)?;
+            let mut patched = patch::apply(kind, self.res(), &old, &document)?;
+            if kind == patch::PatchKind::Apply {
+                // What this manager applied before and applies no more goes, unless owned.
+                let scope = self.scope();
+                let entries = fieldmanager::decode(&old).unwrap_or_default();
+                let applied = fieldmanager::applied_fields(&document, &scope);
+                fieldmanager::prune(&entries, &mut patched, &applied, &manager, &scope);
+            }
             self.check_kind(&patched)?;
             let patched = codec::normalize(
                 self.res(),
@@ -475,7 +544,7 @@ impl Request {
                 ));
             }
             let pinned = requested_revision(&document)?;
-            let new = self.prepare_update(old, patched, &manager, operation, &mut warnings)?;
+            let new = self.prepare_update(old, patched, &write, &mut warnings)?;
             match self.write_update(name, new, Some(pinned.unwrap_or(rev))) {
                 Ok(stored) => return Ok(self.respond(StatusCode::OK, &stored, &warnings)),
                 Err(ApiError::Conflict { .. }) if pinned.is_none() => continue,
@@ -489,10 +558,7 @@ impl Request {
         })
     }
 
-    /// Server-side apply of an absent object: a create by the apply manager.
-    ///
-    /// coracle's apply merges like a merge patch and does not track per-field ownership
-    /// conflicts; the manager is recorded in managedFields.
+    /// Server-side apply of an absent object: a create whose fields the applier owns.
     fn apply_create(
         &self,
         name: &str,
@@ -501,6 +567,7 @@ impl Request {
     ) -> Result<Response, ApiError> {
         let mut warnings = Vec::new();
         self.check_kind(&document)?;
+        let config = document.clone();
         let mut object = document;
         object["apiVersion"] = json!(self.res().api_version());
         object["kind"] = json!(self.res().kind);
@@ -518,13 +585,23 @@ impl Request {
         }
         meta::stamp_create(&mut object);
         admission::on_create(self, &mut object, &mut warnings)?;
-        meta::record_manager(
-            &mut object,
+        let scope = self.scope();
+        let applied = fieldmanager::applied_fields(&config, &scope);
+        let mut entries = Vec::new();
+        let empty = fieldmanager::empty_object(self.res().kind);
+        fieldmanager::apply(
+            &mut entries,
+            &empty,
+            &object,
+            applied,
             manager,
-            "Apply",
-            &self.res().api_version(),
+            &scope,
+            true,
             None,
-        );
+            &meta::now(),
+        )
+        .map_err(ApiError::from_conflicts)?;
+        fieldmanager::encode(&mut object, entries);
         if self.query.dry_run()? {
             return Ok(self.respond(StatusCode::CREATED, &object, &warnings));
         }
@@ -637,6 +714,29 @@ impl OrKind for ApiError {
             res.kind
         ))
     }
+}
+
+/// Who a write's fields go to.
+enum Write<'a> {
+    /// An update (create, PUT, a patch other than apply) by this manager.
+    Update(&'a str),
+    /// A server-side apply of `config` by `manager`.
+    Apply {
+        /// The applier.
+        manager: &'a str,
+        /// The applied configuration.
+        config: &'a Value,
+        /// `force=true`: take conflicting fields over.
+        force: bool,
+    },
+}
+
+/// An apply body as the field manager reads it: managedFields in it are not applied.
+fn apply_config(mut document: Value) -> Value {
+    if let Some(meta) = document.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.remove("managedFields");
+    }
+    document
 }
 
 /// `metadata.resourceVersion` of a request body, if it pins one.

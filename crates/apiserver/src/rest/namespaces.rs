@@ -34,7 +34,8 @@ pub fn bootstrap(state: &ApiState) {
             "status": {"phase": "Active"},
         });
         meta::stamp_create(&mut object);
-        meta::record_manager(&mut object, "kube-apiserver", "Update", "v1", None);
+        let scope = crate::fieldmanager::Scope::main("v1", true);
+        crate::fieldmanager::record_create(&mut object, "kube-apiserver", &scope);
         if let Err(err) = state.store.create(&key, object) {
             tracing::warn!("cannot create namespace {ns}: {err}");
         }
