@@ -401,64 +401,77 @@ impl Request {
         }
         meta::carry_over(&mut new, &old);
         admission::on_update(self, &mut new, &old, warnings)?;
-        self.record_ownership(&old, &mut new, write)?;
+        self.record_ownership(&old, &mut new, write);
         Ok(new)
     }
 
-    /// Records who owns what after `write` turned `old` into `new`; an apply that changes
-    /// fields other managers own fails here with upstream's conflict Status.
-    fn record_ownership(
-        &self,
-        old: &Value,
-        new: &mut Value,
-        write: &Write,
-    ) -> Result<(), ApiError> {
-        let scope = self.scope();
-        // An update may set managedFields itself (kubectl does, migrating client-side apply
-        // to server-side apply); an empty or undecodable list keeps the live ones, as upstream.
-        let requested = match write {
-            Write::Update(_) if scope.subresource.is_none() => {
-                fieldmanager::decode(new).ok().filter(|e| !e.is_empty())
-            }
-            _ => None,
-        };
-        let mut entries =
-            requested.unwrap_or_else(|| fieldmanager::decode(old).unwrap_or_default());
-        let now = meta::now();
-        match write {
+    /// Records who owns what after `write` turned `old` into `new`.
+    fn record_ownership(&self, old: &Value, new: &mut Value, write: &Write) {
+        let entries = match write {
             Write::Update(manager) => {
-                fieldmanager::update(&mut entries, old, new, manager, &scope, &now);
+                let scope = self.scope();
+                // An update may set managedFields itself (kubectl does, migrating client-side
+                // apply to server-side apply); an empty or undecodable list keeps the live
+                // ones, as upstream.
+                let requested = match scope.subresource {
+                    None => fieldmanager::decode(new).ok().filter(|e| !e.is_empty()),
+                    Some(_) => None,
+                };
+                let mut entries =
+                    requested.unwrap_or_else(|| fieldmanager::decode(old).unwrap_or_default());
+                fieldmanager::update(&mut entries, old, new, manager, &scope, &meta::now());
+                entries
             }
             Write::Apply {
                 manager,
                 config,
-                force,
+                entries,
             } => {
-                let applied = fieldmanager::applied_fields(config, &scope);
-                // kubectl's own apply may take over what its client-side apply set.
-                let allowed = match *manager {
-                    "kubectl" => fieldmanager::allowed_from_last_applied(old, &scope),
-                    _ => None,
-                };
-                fieldmanager::apply(
-                    &mut entries,
-                    old,
-                    new,
-                    applied,
-                    manager,
-                    &scope,
-                    *force,
-                    allowed.as_ref(),
-                    &now,
-                )
-                .map_err(ApiError::from_conflicts)?;
                 if *manager == "kubectl" {
                     fieldmanager::sync_last_applied(new, config);
                 }
+                entries.clone()
             }
-        }
+        };
         fieldmanager::encode(new, entries);
-        Ok(())
+    }
+
+    /// The ownership of an apply that merged into `patched`: the fields `manager` applied
+    /// before and applies no more are removed (unless owned elsewhere), then conflicts are
+    /// checked on the merged object, before defaulting and validation, as upstream does.
+    fn apply_ownership<'a>(
+        &self,
+        old: &Value,
+        patched: &mut Value,
+        config: &'a Value,
+        manager: &'a str,
+    ) -> Result<Write<'a>, ApiError> {
+        let scope = self.scope();
+        let mut entries = fieldmanager::decode(old).unwrap_or_default();
+        let applied = fieldmanager::applied_fields(config, &scope);
+        fieldmanager::prune(&entries, patched, &applied, manager, &scope);
+        // kubectl's own apply may take over what its client-side apply set.
+        let allowed = match manager {
+            "kubectl" => fieldmanager::allowed_from_last_applied(old, &scope),
+            _ => None,
+        };
+        fieldmanager::apply(
+            &mut entries,
+            old,
+            patched,
+            applied,
+            manager,
+            &scope,
+            self.query.flag("force"),
+            allowed.as_ref(),
+            &meta::now(),
+        )
+        .map_err(ApiError::from_conflicts)?;
+        Ok(Write::Apply {
+            manager,
+            config,
+            entries,
+        })
     }
 
     /// Writes an update; an object whose deletion waited only for finalizers goes away.
@@ -506,14 +519,6 @@ impl Request {
             patch::PatchKind::Apply => apply_config(codec::parse_yaml(&self.body)?),
             _ => codec::parse_json(&self.body)?,
         };
-        let write = match kind {
-            patch::PatchKind::Apply => Write::Apply {
-                manager: &manager,
-                config: &document,
-                force: self.query.flag("force"),
-            },
-            _ => Write::Update(&manager),
-        };
         for _ in 0..8 {
             let mut warnings = Vec::new();
             let (rev, old) = match self.read(name) {
@@ -524,13 +529,12 @@ impl Request {
                 Err(e) => return Err(e),
             };
             let mut patched = patch::apply(kind, self.res(), &old, &document)?;
-            if kind == patch::PatchKind::Apply {
-                // What this manager applied before and applies no more goes, unless owned.
-                let scope = self.scope();
-                let entries = fieldmanager::decode(&old).unwrap_or_default();
-                let applied = fieldmanager::applied_fields(&document, &scope);
-                fieldmanager::prune(&entries, &mut patched, &applied, &manager, &scope);
-            }
+            let write = match kind {
+                patch::PatchKind::Apply => {
+                    self.apply_ownership(&old, &mut patched, &document, &manager)?
+                }
+                _ => Write::Update(&manager),
+            };
             self.check_kind(&patched)?;
             let patched = codec::normalize(
                 self.res(),
@@ -720,14 +724,14 @@ impl OrKind for ApiError {
 enum Write<'a> {
     /// An update (create, PUT, a patch other than apply) by this manager.
     Update(&'a str),
-    /// A server-side apply of `config` by `manager`.
+    /// A server-side apply of `config` by `manager`, its conflicts already checked.
     Apply {
         /// The applier.
         manager: &'a str,
         /// The applied configuration.
         config: &'a Value,
-        /// `force=true`: take conflicting fields over.
-        force: bool,
+        /// Every manager's fields after the apply.
+        entries: Vec<fieldmanager::Entry>,
     },
 }
 
