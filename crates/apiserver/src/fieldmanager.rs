@@ -20,8 +20,9 @@
 //! `ports` by `containerPort` alone, where upstream's schema keys them by `containerPort` and
 //! `protocol`); lists without a merge key are owned as a whole. There is no schema: a map
 //! absent before a write counts as added (its `.` is owned); for a create, the fields
-//! upstream's empty typed object has are listed per kind in [`empty_object`]. Upstream's cap of ten
-//! update managers (older ones merged into `ancient-changes`) is not applied.
+//! upstream's empty typed object has are listed per kind in [`empty_object`]. Field sets are
+//! not converted between versions: an event's managers written through `v1` and through
+//! `events.k8s.io/v1` name their fields in their own version (upstream converts them).
 
 use std::cmp::Ordering;
 use std::collections::BTreeSet;
@@ -703,6 +704,68 @@ pub fn update(
         }
     }
     entries.retain(|e| !e.fields.is_empty());
+    cap_update_managers(entries);
+}
+
+/// How many update entries an object keeps (upstream's `DefaultMaxUpdateManagers`).
+const MAX_UPDATE_MANAGERS: usize = 10;
+
+/// The manager the oldest update entries are merged into beyond the cap.
+const OLD_UPDATES_MANAGER: &str = "ancient-changes";
+
+/// Merges the oldest update entries into one `ancient-changes` entry per version until at
+/// most [`MAX_UPDATE_MANAGERS`] are left, step for step as upstream's `capManagersManager`.
+fn cap_update_managers(entries: &mut Vec<Entry>) {
+    let mut updaters: Vec<(String, String)> = entries
+        .iter()
+        .filter(|e| e.operation == Operation::Update)
+        .map(|e| (e.time.clone().unwrap_or_default(), e.identifier()))
+        .collect();
+    if updaters.len() <= MAX_UPDATE_MANAGERS {
+        return;
+    }
+    // Oldest first; the same second by identifier.
+    updaters.sort();
+    let mut first_of_version: Vec<(String, String)> = Vec::new();
+    let mut length = updaters.len();
+    for (_, id) in updaters {
+        if length <= MAX_UPDATE_MANAGERS {
+            break;
+        }
+        let Some(entry) = entries.iter().find(|e| e.identifier() == id).cloned() else {
+            continue;
+        };
+        let version = entry.api_version.clone();
+        let bucket = Entry {
+            manager: OLD_UPDATES_MANAGER.into(),
+            operation: Operation::Update,
+            api_version: version.clone(),
+            subresource: None,
+            time: None,
+            fields: FieldSet::default(),
+        }
+        .identifier();
+        let Some((_, first)) = first_of_version.iter().find(|(v, _)| *v == version) else {
+            first_of_version.push((version, id));
+            continue;
+        };
+        // The first entry of this version becomes the bucket, unless there is one already.
+        if !entries.iter().any(|e| e.identifier() == bucket) {
+            if let Some(e) = entries.iter_mut().find(|e| e.identifier() == *first) {
+                e.manager = OLD_UPDATES_MANAGER.into();
+                e.subresource = None;
+            }
+        }
+        if let Some(b) = entries.iter_mut().find(|e| e.identifier() == bucket) {
+            b.fields = entry.fields.union(&b.fields);
+            b.time = entry.time.clone();
+        }
+        // (Upstream drops the bucket itself when it is the entry being merged.)
+        if let Some(pos) = entries.iter().position(|e| e.identifier() == id) {
+            entries.remove(pos);
+        }
+        length -= 1;
+    }
 }
 
 /// Records a create of `object` by `manager` (an update from nothing). managedFields the

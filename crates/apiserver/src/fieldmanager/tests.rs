@@ -463,3 +463,35 @@ fn entries_sort_as_upstream_and_server_metadata_is_nobodys() {
     assert_eq!(mf[1]["manager"], "b");
     assert_eq!(mf[0]["fieldsV1"], json!({"f:data": {"f:k": {}}}));
 }
+
+#[test]
+fn beyond_ten_update_managers_the_oldest_merge_into_ancient_changes() {
+    let mut entries = Vec::new();
+    let mut live = configmap(json!({}));
+    for i in 0..12 {
+        let mut new = live.clone();
+        new["data"][format!("k{i:02}")] = json!("v");
+        let time = format!("2026-01-01T00:00:{i:02}Z");
+        update(
+            &mut entries,
+            &live,
+            &new,
+            &format!("m{i:02}"),
+            &scope(),
+            &time,
+        );
+        live = new;
+    }
+    assert_eq!(entries.len(), 10);
+    let bucket = owner_of(&entries, "ancient-changes").unwrap();
+    assert_eq!(bucket.operation, Operation::Update);
+    assert_eq!(bucket.time.as_deref(), Some("2026-01-01T00:00:02Z"));
+    assert_eq!(
+        bucket.fields.to_fields_v1(),
+        json!({"f:data": {"f:k00": {}, "f:k01": {}, "f:k02": {}}})
+    );
+    for gone in ["m00", "m01", "m02"] {
+        assert!(owner_of(&entries, gone).is_none(), "{gone}");
+    }
+    assert!(owner_of(&entries, "m03").is_some());
+}
