@@ -53,13 +53,24 @@ pub fn mount_overlay(dir: &Path, layers: &[PathBuf]) -> Result<PathBuf, RuntimeE
         work.display()
     );
     tracing::debug!(rootfs = %merged.display(), layers = layers.len(), "mounting overlay");
-    mount(
-        Some("overlay"),
-        &merged,
-        Some("overlay"),
-        MsFlags::empty(),
-        Some(options.as_str()),
-    )
+    let overlay = |options: &str| {
+        mount(
+            Some("overlay"),
+            &merged,
+            Some("overlay"),
+            MsFlags::empty(),
+            Some(options),
+        )
+    };
+    // `volatile`: the upper layer is never synced. Without it, the unmount after the exit
+    // syncs the whole file system the upper dir is on, waiting for everything anyone has
+    // written there (hundreds of milliseconds on a busy machine). The layer is thrown away
+    // with the instance and never mounted again, so there is nothing to keep after a crash.
+    // Kernels before 5.10 do not know the option.
+    match overlay(&format!("{options},volatile")) {
+        Err(nix::Error::EINVAL) => overlay(&options),
+        result => result,
+    }
     .map_err(RuntimeError::sys(format!(
         "cannot mount the overlay rootfs at {}",
         merged.display()
