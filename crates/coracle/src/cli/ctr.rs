@@ -4,8 +4,10 @@
 //! each one's CRI log and `/etc` files in `DATA/ctr/<id>/`. libcontainer state goes under
 //! `$CORACLE_RUN_DIR` (default `/run/coracle`). Containers get the cgroup parent `/coracle/ctr`.
 
+use std::future::Future;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
@@ -340,13 +342,22 @@ fn parse_signal(text: &str) -> anyhow::Result<Signal> {
         .with_context(|| format!("invalid signal {text}"))
 }
 
+/// How often a followed log is read for new records while the container runs.
+const FOLLOW_PERIOD: Duration = Duration::from_millis(50);
+
 /// Prints the log's records to stdout and stderr; with `follow`, until the container exited.
+///
+/// Following, the exit itself is not polled for: [`ContainerRuntime::wait`] wakes on it, so
+/// the last records are printed and this returns as soon as the shim has recorded the exit.
 async fn print_logs(
     rt: &ContainerRuntime,
     id: &str,
     log: &Path,
     follow: bool,
 ) -> anyhow::Result<()> {
+    let mut exit = std::pin::pin!(rt.wait(id));
+    let mut exited = false;
+
     let mut follower = loop {
         match LogFollower::open(log) {
             Ok(f) => break f,
@@ -357,14 +368,14 @@ async fn print_logs(
                 ) {
                     return Ok(());
                 }
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                follow_tick(exit.as_mut(), &mut exited).await;
             }
             Err(err) => return Err(err).with_context(|| format!("cannot read {}", log.display())),
         }
     };
     loop {
         // Look at the state first: records written before the exit are then all read below.
-        let exited = !follow || matches!(rt.status(id)?, ContainerStatus::Exited(_));
+        let done = !follow || matches!(rt.status(id)?, ContainerStatus::Exited(_));
         let mut out = std::io::stdout().lock();
         let mut err = std::io::stderr().lock();
         for line in follower.read_new()? {
@@ -380,10 +391,22 @@ async fn print_logs(
         }
         out.flush()?;
         drop((out, err));
-        if exited {
+        if done {
             return Ok(());
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        follow_tick(exit.as_mut(), &mut exited).await;
+    }
+}
+
+/// Sleeps one follow period, or less if `exit` (the container's wait) resolves meanwhile;
+/// once it has, `exited` is set and this returns at once.
+async fn follow_tick<F: Future>(exit: Pin<&mut F>, exited: &mut bool) {
+    if *exited {
+        return;
+    }
+    tokio::select! {
+        _ = exit => *exited = true,
+        _ = tokio::time::sleep(FOLLOW_PERIOD) => {}
     }
 }
 
