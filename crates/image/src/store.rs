@@ -325,6 +325,23 @@ impl ImageStore {
     fn find(&self, reference: &str) -> Result<Option<(ImageRecord, Match)>, ImageError> {
         let records = self.records()?;
 
+        // A name as stored (normalised) needs no parsing, and parsing is not free: the
+        // reference grammar's regex takes tens of milliseconds to compile, once per process,
+        // which a one-shot `coracle ctr run` would pay on every start. A normalised name
+        // parses to itself, so this finds what the parse below would.
+        if let Some(rec) = records
+            .iter()
+            .find(|x| x.repo_tags.iter().any(|t| t == reference))
+        {
+            return Ok(Some((rec.clone(), Match::Tag(reference.to_string()))));
+        }
+        if let Some(rec) = records
+            .iter()
+            .find(|x| x.repo_digests.iter().any(|d| d == reference))
+        {
+            return Ok(Some((rec.clone(), Match::Digest(reference.to_string()))));
+        }
+
         // A name first, as Docker does: `abc` is the image named abc before an id prefix.
         if let Ok(r) = ImageRef::parse(reference) {
             if let Some(digested) = r.digested() {
