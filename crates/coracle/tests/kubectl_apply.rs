@@ -159,6 +159,27 @@ fn server_side_apply_reports_conflicts_forces_shares_and_removes_dropped_fields(
         Some(json!({"f:data": {"f:key": {}}}))
     );
     assert_eq!(fields_of(&cm, "kubectl", "Apply"), None);
+
+    // A create owns what it added, the data map itself included (`.`), as upstream records it.
+    server.ok(&["create", "configmap", "made", "--from-literal=a=b"]);
+    assert_eq!(
+        fields_of(&get(&server, "made"), "kubectl-create", "Update"),
+        Some(json!({"f:data": {".": {}, "f:a": {}}}))
+    );
+
+    // managedFields are not for applying.
+    let mut bad = configmap("bad", &[("a", "b")]);
+    bad = bad.replace(
+        "  name: bad\n",
+        "  name: bad\n  managedFields:\n  - {manager: x, operation: Apply, apiVersion: v1, \
+         fieldsType: FieldsV1, fieldsV1: {}}\n",
+    );
+    let bad = manifest(&server, "bad.yaml", &bad);
+    let out = server.kubectl(&["apply", "--server-side", "-f", &bad]);
+    assert_eq!(
+        first_line(&out),
+        "Error from server (BadRequest): metadata.managedFields must be nil"
+    );
     server.stop();
 }
 

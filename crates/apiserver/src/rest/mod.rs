@@ -516,7 +516,7 @@ impl Request {
             ));
         }
         let document = match kind {
-            patch::PatchKind::Apply => apply_config(codec::parse_yaml(&self.body)?),
+            patch::PatchKind::Apply => apply_config(codec::parse_yaml(&self.body)?)?,
             _ => codec::parse_json(&self.body)?,
         };
         for _ in 0..8 {
@@ -735,12 +735,14 @@ enum Write<'a> {
     },
 }
 
-/// An apply body as the field manager reads it: managedFields in it are not applied.
-fn apply_config(mut document: Value) -> Value {
-    if let Some(meta) = document.get_mut("metadata").and_then(Value::as_object_mut) {
-        meta.remove("managedFields");
+/// An apply body; upstream refuses one that sets managedFields.
+fn apply_config(document: Value) -> Result<Value, ApiError> {
+    match document.pointer("/metadata/managedFields") {
+        None | Some(Value::Null) => Ok(document),
+        Some(_) => Err(ApiError::BadRequest(
+            "metadata.managedFields must be nil".into(),
+        )),
     }
-    document
 }
 
 /// `metadata.resourceVersion` of a request body, if it pins one.
