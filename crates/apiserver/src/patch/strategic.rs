@@ -1,6 +1,6 @@
 //! Strategic merge patch, the format of `kubectl apply`'s three-way patch.
 //!
-//! Lists listed in [`merge_key`] merge element by element by their key (as upstream's
+//! Lists listed in `merge_key` merge element by element by their key (as upstream's
 //! `patchMergeKey` tags say); other lists are replaced. Directives: `$patch`
 //! (`delete`/`replace`/`merge`) in maps and list elements, `$setElementOrder/<list>`,
 //! `$deleteFromPrimitiveList/<list>` and `$retainKeys`. The merge keys are a fixed table for
