@@ -145,16 +145,7 @@ fn locate(
     name: &str,
     opts: &ExecOptions,
 ) -> Result<(ContainerRuntime, String), ApiError> {
-    let key = coracle_store::Key::namespaced("", "pods", ns, name)
-        .map_err(|e| ApiError::from_store(e, "pods", name))?;
-    let (_, pod) = state
-        .store
-        .get(&key)
-        .map_err(|e| ApiError::from_store(e, "pods", name))?
-        .ok_or_else(|| ApiError::NotFound {
-            resource: "pods".into(),
-            name: name.into(),
-        })?;
+    let pod = state.pod(ns, name)?;
     let container = pick_container(&pod, name, opts.container.as_deref())?;
     if meta::meta_str(&pod, "uid").is_none() || node_name(&pod).is_none() {
         return Err(ApiError::BadRequest(format!(

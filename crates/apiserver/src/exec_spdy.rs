@@ -14,12 +14,10 @@
 
 use std::time::Duration;
 
-use axum::body::Body;
-use axum::http::{header, request::Parts, HeaderMap, StatusCode};
+use axum::http::{header, request::Parts, HeaderMap};
 use axum::response::Response;
 use bytes::{Bytes, BytesMut};
 use coracle_runtime::{ContainerRuntime, ExecRequest, ExecSession};
-use hyper_util::rt::TokioIo;
 use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
@@ -71,23 +69,9 @@ pub fn upgrade(
     opts: ExecOptions,
 ) -> Result<Response, ApiError> {
     let protocol = negotiate(&parts.headers)?;
-    let on_upgrade = parts
-        .extensions
-        .remove::<hyper::upgrade::OnUpgrade>()
-        .ok_or_else(|| ApiError::BadRequest("the connection cannot be upgraded".into()))?;
-    tokio::spawn(async move {
-        match on_upgrade.await {
-            Ok(upgraded) => session(TokioIo::new(upgraded), runtime, id, opts).await,
-            Err(err) => tracing::debug!("exec upgrade failed: {err}"),
-        }
-    });
-    Response::builder()
-        .status(StatusCode::SWITCHING_PROTOCOLS)
-        .header(header::CONNECTION, "Upgrade")
-        .header(header::UPGRADE, "SPDY/3.1")
-        .header("X-Stream-Protocol-Version", protocol)
-        .body(Body::empty())
-        .map_err(|e| ApiError::Internal(e.to_string()))
+    crate::portforward::spdy_upgrade(&mut parts, protocol, "exec", move |io| {
+        session(io, runtime, id, opts)
+    })
 }
 
 /// The stream ids the client opened, by `streamtype`.

@@ -44,7 +44,6 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::meta;
-use crate::resources;
 use crate::spdy::{self, Frame, FLAG_FIN};
 use crate::state::{stopped, ApiState};
 use crate::status_error::ApiError;
@@ -104,21 +103,41 @@ pub async fn serve(
             "unable to upgrade: unable to negotiate protocol: server supports [{PORT_FORWARD_PROTOCOL}]"
         )));
     }
+    spdy_upgrade(
+        &mut parts,
+        PORT_FORWARD_PROTOCOL,
+        "port-forward",
+        move |io| run_session(io, target, shutdown),
+    )
+}
+
+/// Answers a raw `Upgrade: SPDY/3.1` request (port-forward's, exec's) with 101 for `protocol`
+/// and runs `session` on the upgraded connection.
+pub(crate) fn spdy_upgrade<F, Fut>(
+    parts: &mut Parts,
+    protocol: &str,
+    what: &'static str,
+    session: F,
+) -> Result<Response, ApiError>
+where
+    F: FnOnce(TokioIo<hyper::upgrade::Upgraded>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
     let on_upgrade = parts
         .extensions
         .remove::<hyper::upgrade::OnUpgrade>()
         .ok_or_else(|| ApiError::BadRequest("the connection cannot be upgraded".into()))?;
     tokio::spawn(async move {
         match on_upgrade.await {
-            Ok(upgraded) => run_session(TokioIo::new(upgraded), target, shutdown).await,
-            Err(err) => tracing::debug!("port-forward upgrade failed: {err}"),
+            Ok(upgraded) => session(TokioIo::new(upgraded)).await,
+            Err(err) => tracing::debug!("{what} upgrade failed: {err}"),
         }
     });
     Response::builder()
         .status(StatusCode::SWITCHING_PROTOCOLS)
         .header(header::CONNECTION, "Upgrade")
         .header(header::UPGRADE, "SPDY/3.1")
-        .header("X-Stream-Protocol-Version", PORT_FORWARD_PROTOCOL)
+        .header("X-Stream-Protocol-Version", protocol)
         .body(Body::empty())
         .map_err(|e| ApiError::Internal(e.to_string()))
 }
@@ -151,16 +170,7 @@ fn offers_port_forward(headers: &HeaderMap) -> bool {
 
 /// Finds the running sandbox of pod `name`, refusing a pod that has none as upstream does.
 fn pod_target(state: &ApiState, namespace: &str, name: &str) -> Result<PodTarget, ApiError> {
-    let pods = resources::find("", "v1", "pods").ok_or(ApiError::NoSuchPath)?;
-    let key = state.key(pods, Some(namespace), name)?;
-    let (_, pod) = state
-        .store
-        .get(&key)
-        .map_err(|e| ApiError::from_store(e, "pods", name))?
-        .ok_or_else(|| ApiError::NotFound {
-            resource: "pods".into(),
-            name: name.to_owned(),
-        })?;
+    let pod = state.pod(namespace, name)?;
 
     // kube-apiserver's PortForwardLocation: a pod must be bound before anything is dialled.
     let node = pod.pointer("/spec/nodeName").and_then(Value::as_str);

@@ -47,6 +47,21 @@ impl ApiState {
         key.map_err(|e| ApiError::from_store(e, &res.qualified(), name))
     }
 
+    /// The stored pod `name` of `namespace`, or upstream's NotFound.
+    pub fn pod(&self, namespace: &str, name: &str) -> Result<serde_json::Value, ApiError> {
+        let key = Key::namespaced("", "pods", namespace, name)
+            .map_err(|e| ApiError::from_store(e, "pods", name))?;
+        let (_, pod) = self
+            .store
+            .get(&key)
+            .map_err(|e| ApiError::from_store(e, "pods", name))?
+            .ok_or_else(|| ApiError::NotFound {
+                resource: "pods".into(),
+                name: name.to_owned(),
+            })?;
+        Ok(pod)
+    }
+
     /// The storage prefix of a collection: one namespace, or all of them.
     pub fn prefix(&self, res: &Resource, namespace: Option<&str>) -> Result<Prefix, ApiError> {
         let prefix = match namespace {
