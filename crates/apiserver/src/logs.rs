@@ -66,10 +66,7 @@ pub async fn serve(req: &Request, name: &str) -> Result<Response, ApiError> {
         let msg = if previous {
             format!("previous terminated container {container:?} in pod {name:?} not found")
         } else {
-            let reason = record
-                .and_then(|r| r.waiting.map(|w| w.reason))
-                .unwrap_or_else(|| "ContainerCreating".into());
-            format!("container {container:?} in pod {name:?} is waiting to start: {reason}")
+            not_started(&pod, name, &container, record.and_then(|r| r.waiting.map(|w| w.reason)))
         };
         return Err(ApiError::BadRequest(msg));
     };
@@ -181,6 +178,32 @@ fn still_running(pod_dir: &std::path::Path, container: &str, path: &PathBuf) -> 
 }
 
 /// The container the request means, with upstream's errors.
+/// Why a container that never ran has no log, as the kubelet's `validateContainerLogStatus`
+/// words it from the container's status in the pod (the kubelet's own record when the pod's
+/// status does not have it yet).
+fn not_started(pod: &Value, pod_name: &str, container: &str, recorded: Option<String>) -> String {
+    let status = ["initContainerStatuses", "containerStatuses"]
+        .iter()
+        .filter_map(|field| pod.pointer(&format!("/status/{field}"))?.as_array())
+        .flatten()
+        .find(|s| s["name"].as_str() == Some(container));
+    let reason = status
+        .and_then(|s| s.pointer("/state/waiting/reason"))
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .or(recorded);
+    let prefix = format!("container {container:?} in pod {pod_name:?}");
+    match reason.as_deref() {
+        Some("ErrImagePull") => format!("{prefix} is waiting to start: image can't be pulled"),
+        Some("ImagePullBackOff") => {
+            format!("{prefix} is waiting to start: trying and failing to pull image")
+        }
+        Some(reason) => format!("{prefix} is waiting to start: {reason}"),
+        None if status.is_none() => format!("{prefix} is not available"),
+        None => format!("{prefix} is waiting to start - no logs yet"),
+    }
+}
+
 pub(crate) fn pick_container(
     pod: &Value,
     pod_name: &str,
@@ -217,5 +240,50 @@ pub(crate) fn pick_container(
             }
             Err(ApiError::BadRequest(msg))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::not_started;
+    use serde_json::json;
+
+    #[test]
+    fn a_container_that_never_ran_says_what_it_waits_for_as_the_kubelet_does() {
+        let pod = json!({"status": {
+            "initContainerStatuses": [
+                {"name": "init", "state": {"waiting": {"reason": "ErrImagePull"}}},
+                {"name": "next", "state": {"waiting": {"reason": "PodInitializing"}}},
+            ],
+            "containerStatuses": [
+                {"name": "app", "state": {"waiting": {"reason": "ImagePullBackOff"}}},
+                {"name": "odd", "state": {}},
+            ],
+        }});
+        let message = |c: &str| not_started(&pod, "web", c, None);
+        assert_eq!(
+            message("init"),
+            r#"container "init" in pod "web" is waiting to start: image can't be pulled"#
+        );
+        assert_eq!(
+            message("next"),
+            r#"container "next" in pod "web" is waiting to start: PodInitializing"#
+        );
+        assert_eq!(
+            message("app"),
+            r#"container "app" in pod "web" is waiting to start: trying and failing to pull image"#
+        );
+        assert_eq!(
+            message("odd"),
+            r#"container "odd" in pod "web" is waiting to start - no logs yet"#
+        );
+        assert_eq!(
+            not_started(&json!({}), "web", "app", None),
+            r#"container "app" in pod "web" is not available"#
+        );
+        assert_eq!(
+            not_started(&json!({}), "web", "app", Some("ContainerCreating".into())),
+            r#"container "app" in pod "web" is waiting to start: ContainerCreating"#
+        );
     }
 }

@@ -288,13 +288,14 @@ impl Worker {
         }
 
         // The exits reach the disk before the containers go: a coracle killed in between
-        // must not find a recorded running container that no longer exists.
+        // must not find a recorded running container that no longer exists. The status is
+        // published before anything else starts, as the kubelet sets it at the top of each
+        // sync: the exit of the last init container shows `PodInitializing` before the app
+        // containers run.
         if exited_ids.is_empty() {
             return;
         }
-        if let Err(err) = self.state.save(&self.dir) {
-            tracing::warn!("cannot save the pod's state: {err}");
-        }
+        self.save_and_publish();
         for id in exited_ids {
             let _ = self.node.runtime.remove(&id);
         }
