@@ -66,7 +66,12 @@ pub async fn serve(req: &Request, name: &str) -> Result<Response, ApiError> {
         let msg = if previous {
             format!("previous terminated container {container:?} in pod {name:?} not found")
         } else {
-            not_started(&pod, name, &container, record.and_then(|r| r.waiting.map(|w| w.reason)))
+            not_started(
+                &pod,
+                name,
+                &container,
+                record.and_then(|r| r.waiting.map(|w| w.reason)),
+            )
         };
         return Err(ApiError::BadRequest(msg));
     };

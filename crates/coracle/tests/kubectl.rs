@@ -99,6 +99,55 @@ fn kubectl_runs_the_tutorial_flow_and_a_restart_mid_init_loses_nothing() {
     server.stop();
 }
 
+const TWO_INIT_POD: &str = "apiVersion: v1
+kind: Pod
+metadata:
+  name: steps
+spec:
+  terminationGracePeriodSeconds: 1
+  initContainers:
+  - {name: first, image: busybox, imagePullPolicy: IfNotPresent, command: [sleep, '1']}
+  - {name: second, image: busybox, imagePullPolicy: IfNotPresent, command: [sleep, '1']}
+  containers:
+  - {name: main, image: busybox, imagePullPolicy: IfNotPresent, command: [sleep, '3600']}
+";
+
+#[test]
+fn kubectl_get_watch_shows_each_init_step_then_pod_initializing_then_running() {
+    let server = Server::start(data_dir_with_busybox());
+    let manifest = server.data.path().join("steps.yaml");
+    std::fs::write(&manifest, TWO_INIT_POD).unwrap();
+
+    let mut watch = server
+        .command(&["get", "pods", "-w", "--request-timeout=60s"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    server.ok(&["apply", "-f", manifest.to_str().unwrap()]);
+    server.wait_for(&["get", "pods"], "Running", 30);
+    std::thread::sleep(Duration::from_millis(500));
+    let _ = watch.kill();
+    let out = watch.wait_with_output().unwrap();
+    let lines = String::from_utf8_lossy(&out.stdout).into_owned();
+
+    // Each status the kubelet goes through reaches the watch, in order, as upstream's
+    // kubelet publishes one at the top of every sync.
+    let statuses: Vec<&str> = lines
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(2))
+        .collect();
+    let mut want = ["Init:0/2", "Init:1/2", "PodInitializing", "Running"].into_iter();
+    let mut next = want.next();
+    for status in &statuses {
+        if Some(*status) == next {
+            next = want.next();
+        }
+    }
+    assert_eq!(next, None, "statuses seen: {statuses:?}");
+    server.ok(&["delete", "pod", "steps"]);
+    server.stop();
+}
+
 #[test]
 fn kubectl_create_generators_send_protobuf_and_explain_reads_the_schemas() {
     let server = Server::start(tempfile::tempdir().unwrap());
