@@ -230,6 +230,10 @@ impl PodObserver for RunView {
                 entry.1 = pod.clone();
             }
         }
+        // Plain lines are a log: print every change now, before a later status replaces it.
+        if !self.tty {
+            self.refresh();
+        }
         self.changed.notify_waiters();
     }
 
