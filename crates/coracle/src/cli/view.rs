@@ -146,7 +146,11 @@ impl RunView {
 
     fn clear(&self, shared: &mut Shared) {
         if shared.drawn > 0 {
-            print!("\x1b[{}A\x1b[J", shared.drawn);
+            // Flushed at once: a warning written to stderr next must land below the cleared
+            // lines, not be wiped when stdout's buffer goes out later.
+            let mut out = std::io::stdout().lock();
+            let _ = write!(out, "\x1b[{}A\x1b[J", shared.drawn);
+            let _ = out.flush();
             shared.drawn = 0;
         }
     }
