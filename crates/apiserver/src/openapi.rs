@@ -35,45 +35,73 @@ fn gv_path(group: &str) -> String {
 pub fn document(path: &str) -> Option<Value> {
     static DOCUMENTS: OnceLock<HashMap<String, Value>> = OnceLock::new();
     let documents = DOCUMENTS.get_or_init(|| {
-        std::iter::once("")
-            .chain(resources::GROUPS.iter().copied())
+        groups()
             .filter_map(|g| build_document(&gv_path(g)).map(|d| (gv_path(g), d)))
             .collect()
     });
     documents.get(path).cloned()
 }
 
+/// The query parameters of every PATCH operation, all strings.
+pub(crate) const PATCH_QUERY_PARAMETERS: [&str; 3] = ["fieldValidation", "fieldManager", "dryRun"];
+
+/// The patch content types the server accepts.
+pub(crate) const PATCH_CONTENT_TYPES: [&str; 4] = [
+    "application/apply-patch+yaml",
+    "application/json-patch+json",
+    "application/merge-patch+json",
+    "application/strategic-merge-patch+json",
+];
+
+/// The groups served, the core group (`""`) first.
+pub(crate) fn groups() -> impl Iterator<Item = &'static str> {
+    std::iter::once("").chain(resources::GROUPS.iter().copied())
+}
+
+/// The PATCH operations of a group's kinds: `(url, x-kubernetes-group-version-kind)`. Both
+/// OpenAPI versions render these, so v2 and v3 describe the same operations.
+pub(crate) fn patch_operations(group: &str) -> Vec<(String, Value)> {
+    RESOURCES
+        .iter()
+        .filter(|r| r.group == group)
+        .map(|r| {
+            let url = if r.namespaced {
+                format!(
+                    "/{}/namespaces/{{namespace}}/{}/{{name}}",
+                    gv_path(group),
+                    r.plural
+                )
+            } else {
+                format!("/{}/{}/{{name}}", gv_path(group), r.plural)
+            };
+            let gvk = json!({"group": r.group, "version": r.version, "kind": r.kind});
+            (url, gvk)
+        })
+        .collect()
+}
+
 fn build_document(path: &str) -> Option<Value> {
-    let group = std::iter::once("")
-        .chain(resources::GROUPS.iter().copied())
-        .find(|g| gv_path(g) == path)?;
+    let group = groups().find(|g| gv_path(g) == path)?;
+    let parameters: Vec<Value> = PATCH_QUERY_PARAMETERS
+        .iter()
+        .map(|name| json!({"name": name, "in": "query", "schema": {"type": "string", "uniqueItems": true}}))
+        .collect();
+    let content: Map<String, Value> = PATCH_CONTENT_TYPES
+        .iter()
+        .map(|t| (t.to_string(), json!({"schema": {"type": "object"}})))
+        .collect();
     let mut paths = Map::new();
-    for r in RESOURCES.iter().filter(|r| r.group == group) {
-        let url = if r.namespaced {
-            format!(
-                "/{}/namespaces/{{namespace}}/{}/{{name}}",
-                gv_path(group),
-                r.plural
-            )
-        } else {
-            format!("/{}/{}/{{name}}", gv_path(group), r.plural)
-        };
-        paths.insert(url, json!({"patch": {
-            "x-kubernetes-group-version-kind": {"group": r.group, "version": r.version, "kind": r.kind},
-            "x-kubernetes-action": "patch",
-            "parameters": [
-                {"name": "fieldValidation", "in": "query", "schema": {"type": "string", "uniqueItems": true}},
-                {"name": "fieldManager", "in": "query", "schema": {"type": "string", "uniqueItems": true}},
-                {"name": "dryRun", "in": "query", "schema": {"type": "string", "uniqueItems": true}},
-            ],
-            "requestBody": {"content": {
-                "application/apply-patch+yaml": {"schema": {"type": "object"}},
-                "application/json-patch+json": {"schema": {"type": "object"}},
-                "application/merge-patch+json": {"schema": {"type": "object"}},
-                "application/strategic-merge-patch+json": {"schema": {"type": "object"}},
-            }, "required": true},
-            "responses": {"200": {"description": "OK"}},
-        }}));
+    for (url, gvk) in patch_operations(group) {
+        paths.insert(
+            url,
+            json!({"patch": {
+                "x-kubernetes-group-version-kind": gvk,
+                "x-kubernetes-action": "patch",
+                "parameters": parameters,
+                "requestBody": {"content": content, "required": true},
+                "responses": {"200": {"description": "OK"}},
+            }}),
+        );
     }
     Some(json!({
         "openapi": "3.0.0",
@@ -84,8 +112,8 @@ fn build_document(path: &str) -> Option<Value> {
 }
 
 /// The schemas of a group's kinds and everything they refer to, by upstream's names
-/// (`io.k8s.api.core.v1.Pod`).
-fn schemas(group: &str) -> Value {
+/// (`io.k8s.api.core.v1.Pod`), with `$ref`s to `#/components/schemas/`.
+pub(crate) fn schemas(group: &str) -> Value {
     use k8s_openapi::api::coordination::v1::Lease;
     use k8s_openapi::api::core::v1 as core;
     use k8s_openapi::api::events::v1 as events;
@@ -175,7 +203,7 @@ fn add_patch_extensions(value: &mut Value) {
 /// The `/openapi/v3` index.
 pub fn index() -> Value {
     let mut paths = Map::new();
-    for group in std::iter::once("").chain(resources::GROUPS.iter().copied()) {
+    for group in groups() {
         let path = gv_path(group);
         let doc = document(&path).unwrap_or(Value::Null);
         let hash = hex::encode(&Sha256::digest(doc.to_string().as_bytes())[..16]).to_uppercase();
