@@ -23,6 +23,8 @@ use sha2::{Digest, Sha256};
 
 use crate::resources::{self, RESOURCES};
 
+pub mod v2;
+
 fn gv_path(group: &str) -> String {
     if group.is_empty() {
         "api/v1".to_owned()

@@ -136,6 +136,7 @@ async fn handle(state: Arc<ApiState>, req: axum::extract::Request) -> Result<Res
             &discovery::resource_list(group, version).ok_or(ApiError::NoSuchPath)?,
             &[],
         )),
+        ["openapi", "v2"] if is_get => openapi::v2::response(&parts.headers),
         ["openapi", "v3"] if is_get => Ok(json_response(StatusCode::OK, &openapi::index(), &[])),
         ["openapi", "v3", rest @ ..] if is_get => {
             let doc = openapi::document(&rest.join("/")).ok_or(ApiError::NoSuchPath)?;

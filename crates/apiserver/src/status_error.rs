@@ -91,6 +91,9 @@ pub enum ApiError {
         /// The media types accepted here.
         accepted: &'static str,
     },
+    /// No representation the `Accept` header allows (406).
+    #[error("the server was unable to respond with a content type that the client supports")]
+    NotAcceptable,
     /// The body is larger than the server reads (413).
     #[error("Request entity too large: limit is {limit}")]
     TooLarge {
@@ -135,6 +138,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType { .. } => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "UnsupportedMediaType")
             }
+            ApiError::NotAcceptable => (StatusCode::NOT_ACCEPTABLE, "NotAcceptable"),
             ApiError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "RequestEntityTooLarge"),
             ApiError::Expired { .. } => (StatusCode::GONE, "Expired"),
             ApiError::TooLargeResourceVersion { .. } => (StatusCode::GATEWAY_TIMEOUT, "Timeout"),
