@@ -5,15 +5,20 @@
 //! `k8s-openapi` types (their `schemars` schemas, with upstream's descriptions), which
 //! `kubectl explain` reads and client-side apply computes its patches from.
 //!
+//! [`v2`] renders the same operations and schemas as one Swagger 2.0 document for
+//! `/openapi/v2`, in JSON and as gnostic's protobuf message, as upstream builds both versions
+//! from one source.
+//!
 //! The documents are built once per process and cached; the index's `?hash=` is their digest.
 //!
 //! # Caveats
 //!
-//! The generated schemas carry the strategic-merge extensions (`x-kubernetes-patch-strategy`,
-//! `x-kubernetes-patch-merge-key`) of the list fields the server's own strategic merge patch
-//! merges by key ([`crate::patch::strategic`]), not upstream's per-type tags; they lack the
-//! server-side-apply list markers (`x-kubernetes-list-type`). `/openapi/v2` answers 404
-//! (kubectl only accepts it as protobuf).
+//! The only operations are the PATCH ones: upstream's documents also describe get, list,
+//! watch, create, update and delete. The generated schemas carry the strategic-merge
+//! extensions (`x-kubernetes-patch-strategy`, `x-kubernetes-patch-merge-key`) of the list
+//! fields the server's own strategic merge patch merges by key ([`crate::patch::strategic`]),
+//! not upstream's per-type tags; they lack the server-side-apply list markers
+//! (`x-kubernetes-list-type`).
 
 use std::collections::HashMap;
 use std::sync::OnceLock;

@@ -4,6 +4,12 @@
 //! each with its own `ETag`, and 304 on a matching `If-None-Match`, as kube-openapi does.
 //!
 //! Both bodies are built once per process.
+//!
+//! # Caveats
+//!
+//! The document has no `securityDefinitions` (upstream names the bearer token there), and an
+//! `Accept` header that allows neither form gets a 406 `Status` where kube-openapi answers 406
+//! with an empty body.
 
 use std::sync::OnceLock;
 

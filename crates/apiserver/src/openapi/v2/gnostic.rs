@@ -190,7 +190,7 @@ pub mod parameter {
     pub enum Oneof {
         /// The request body.
         #[prost(message, tag = "1")]
-        BodyParameter(super::BodyParameter),
+        BodyParameter(Box<super::BodyParameter>),
         /// A query, path, header or form parameter.
         #[prost(message, tag = "2")]
         NonBodyParameter(super::NonBodyParameter),
@@ -735,14 +735,14 @@ fn parameter(value: &Value, path: &str) -> Result<parameter::Oneof> {
     let non_body =
         |oneof| parameter::Oneof::NonBodyParameter(NonBodyParameter { oneof: Some(oneof) });
     match location {
-        "body" => Ok(parameter::Oneof::BodyParameter(BodyParameter {
+        "body" => Ok(parameter::Oneof::BodyParameter(Box::new(BodyParameter {
             description: simple.description,
             name: simple.name,
             r#in: simple.r#in,
             required: simple.required,
             vendor_extension: simple.vendor_extension,
             ..body
-        })),
+        }))),
         "query" => Ok(non_body(NonBody::QueryParameterSubSchema(simple))),
         "path" => Ok(non_body(NonBody::PathParameterSubSchema(PathParameter {
             required: simple.required,
