@@ -14,6 +14,8 @@
 //!   pre-1.8 `pod.{alpha,beta}.kubernetes.io/init-containers` annotations into
 //!   `spec.initContainers` (coracle's one deliberate difference from upstream, which drops
 //!   them silently), and `convert_document` does the same on an untyped manifest document.
+//! * [`yaml`] — `documents(text)` reads a YAML stream into JSON values by the YAML 1.1 rules
+//!   kubectl uses (`0440` is octal 288, `on` is `true`, `<<` merges).
 //! * [`printer`] — `pod_status_columns(&Pod, now) -> PodColumns { status, ready, restarts }`,
 //!   the STATUS/READY/RESTARTS cells of `kubectl get pods`, and `human_duration`.
 
@@ -22,5 +24,6 @@ pub mod legacy;
 pub mod manifest;
 pub mod printer;
 pub mod validation;
+pub mod yaml;
 
 pub use k8s_openapi;

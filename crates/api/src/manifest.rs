@@ -1,17 +1,17 @@
 //! Manifests: multi-document YAML or JSON into typed objects.
 //!
 //! Documents are separated by `---`; empty documents are skipped and `kind: List` items are
-//! flattened. Fields the typed model does not know are reported as warnings in kubectl's
-//! strict-decoding words (`unknown field "spec.containers[0].imagee"`), because the typed
-//! object silently drops them. Secret `stringData` is merged into `data` as the API server
-//! does.
+//! flattened. YAML is read as kubectl reads it (see [`crate::yaml`]), so `defaultMode: 0440` is
+//! the octal 288 and not the string `"0440"`. Fields the typed model does not know are reported
+//! as warnings in kubectl's strict-decoding words (`unknown field "spec.containers[0].imagee"`),
+//! because the typed object silently drops them. Secret `stringData` is merged into `data` as
+//! the API server does.
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, PodTemplateSpec, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::ByteString;
-use serde::Deserialize;
 use serde_json::Value;
 
 /// Kinds coracle accepts, for error messages.
@@ -28,9 +28,9 @@ pub enum ManifestError {
         source_name: String,
         /// 1-based document number.
         document: usize,
-        /// The parser's complaint.
+        /// The parser's complaint, with its line.
         #[source]
-        source: serde_norway::Error,
+        source: crate::yaml::YamlError,
     },
     /// The text looked like JSON and is not.
     #[error("{source_name}: document {document}: cannot parse JSON")]
@@ -211,8 +211,8 @@ pub fn split_documents(text: &str, source_name: &str) -> Result<Vec<Value>, Mani
         }
         return Ok(docs);
     }
-    for (i, de) in serde_norway::Deserializer::from_str(text).enumerate() {
-        let doc = Value::deserialize(de).map_err(|e| ManifestError::Yaml {
+    for (i, doc) in crate::yaml::documents(text).enumerate() {
+        let doc = doc.map_err(|e| ManifestError::Yaml {
             source_name: source_name.to_string(),
             document: i + 1,
             source: e,
@@ -420,6 +420,36 @@ mod tests {
         let text = format!("{POD}---\nfoo: [unclosed\n");
         let err = load_documents(&text, "pod.yaml").unwrap_err().to_string();
         assert_eq!(err, "pod.yaml: document 2: cannot parse YAML");
+    }
+
+    #[test]
+    fn bad_yaml_error_carries_the_parsers_line() {
+        let text = format!("{POD}---\nfoo: [unclosed\n");
+        let err = load_documents(&text, "pod.yaml").unwrap_err();
+        let source = std::error::Error::source(&err).unwrap().to_string();
+        assert!(source.contains("line 8"), "{source}");
+    }
+
+    #[test]
+    fn yaml_1_1_octal_modes_reach_the_typed_pod() {
+        let text = format!(
+            "{POD}  volumes: [{{name: s, secret: {{secretName: s, defaultMode: 0440}}}}]\n"
+        );
+        let Object::Pod(pod) = load_documents(&text, "pod.yaml").unwrap().remove(0) else {
+            panic!()
+        };
+        let volumes = pod.spec.unwrap().volumes.unwrap();
+        assert_eq!(volumes[0].secret.as_ref().unwrap().default_mode, Some(288));
+    }
+
+    #[test]
+    fn infinite_numbers_name_the_document() {
+        let text =
+            format!("{POD}---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: c}}\nx: .inf\n");
+        let err = load_documents(&text, "m.yaml").unwrap_err();
+        assert_eq!(err.to_string(), "m.yaml: document 2: cannot parse YAML");
+        let source = std::error::Error::source(&err).unwrap().to_string();
+        assert!(source.starts_with(".inf at line 10 column 4"), "{source}");
     }
 
     #[test]
