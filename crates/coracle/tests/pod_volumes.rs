@@ -205,7 +205,6 @@ spec:
 }
 
 #[test]
-#[ignore = "the manifest loader (crates/api, serde_norway, YAML 1.2) reads `defaultMode: 0440` as the string \"0440\" and rejects the Pod, where kubectl (YAML 1.1) reads octal 288"]
 fn yaml_1_1_octal_modes_are_read_as_kubectl_reads_them() {
     let env = Env::new();
     let file = env.manifest(
