@@ -21,7 +21,7 @@ const SUPPORTED: &str = "v1 Pod, ConfigMap, Secret; apps/v1 Deployment, DaemonSe
 /// Why a manifest could not be loaded. Every variant names the file and document.
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
-    /// The text is not YAML (or JSON).
+    /// The text is not YAML, or holds a value JSON cannot carry (`.inf`, a null key, …).
     #[error("{source_name}: document {document}: cannot parse YAML")]
     Yaml {
         /// File (or other origin) of the text.

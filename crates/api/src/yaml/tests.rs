@@ -298,3 +298,11 @@ fn syntax_errors_carry_the_parsers_message_and_line() {
     );
     assert!(docs.next().is_none());
 }
+
+#[test]
+fn a_yaml_1_1_directive_is_accepted() {
+    assert_eq!(
+        read("%YAML 1.1\n---\nv: 0440\n").unwrap(),
+        json!({"v": 288})
+    );
+}

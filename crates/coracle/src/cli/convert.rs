@@ -4,6 +4,11 @@
 //! Works on untyped documents so the user's key order survives and no defaulted fields are
 //! added; comments do not survive a rewrite, so `--in-place` touches only files that had
 //! something to convert.
+//!
+//! Shortcoming: the rewrite reads and writes YAML 1.2 through serde_norway, while kubectl and
+//! `coracle run` read YAML 1.1 (see `coracle_api::yaml`). An unquoted `0440` is therefore written
+//! back as the string `'0440'`, and a quoted `"yes"` loses its quotes, so kubectl reads those
+//! values of a rewritten file differently from the original.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
