@@ -26,6 +26,7 @@ import time
 
 EPOCH = 1700000000  # fixed mtime: the same inputs give the same digests
 
+# Used when busybox cannot list its applets.
 BUSYBOX_APPLETS = [
     "sh", "ash", "ls", "cat", "echo", "env", "sleep", "true", "false", "id", "mkdir",
     "rm", "touch", "wget", "httpd", "nc", "hostname", "ps", "kill", "printf", "test",
@@ -34,6 +35,17 @@ BUSYBOX_APPLETS = [
     "nslookup", "uname", "timeout", "sort", "uniq", "cut", "tr", "expr", "basename",
     "dirname", "readlink", "xargs", "top", "free", "df", "du", "awk", "vi", "less",
 ]
+
+
+def busybox_applets() -> list:
+    """The applets the machine's busybox-static has, or a fixed list if it cannot say."""
+    try:
+        out = subprocess.run(["/usr/bin/busybox", "--list"], capture_output=True, check=True,
+                             text=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return BUSYBOX_APPLETS
+    applets = sorted({a for a in out.split() if a and "/" not in a and a != "busybox"})
+    return applets or BUSYBOX_APPLETS
 
 
 def sha256(data: bytes) -> str:
@@ -91,7 +103,8 @@ def busybox_base() -> Layer:
         layer.dir(d, 0o1777 if d == "tmp" else 0o755)
     with open("/usr/bin/busybox", "rb") as f:
         layer.file("bin/busybox", f.read(), 0o755)
-    for applet in BUSYBOX_APPLETS:
+    # Every applet, as Docker Hub's busybox image has them (kubectl cp needs tar, for one).
+    for applet in busybox_applets():
         layer.symlink("bin/" + applet, "busybox")
     layer.file("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/home:/bin/false\nuser:x:1000:1000:user:/home/user:/bin/sh\n")
     layer.file("etc/group", b"root:x:0:\nnobody:x:65534:\nuser:x:1000:\nextra:x:2000:user\n")
