@@ -186,6 +186,7 @@ pub async fn run(
                     host_ip: info.host_ip.clone(),
                     cpus: info.cpus,
                     memory_bytes: info.memory_bytes,
+                    storage_bytes: node::file_system_bytes(&config.data_dir),
                 };
                 node::register(&store, &facts)?;
                 tasks.push(tokio::spawn(node::heartbeat(

@@ -1,5 +1,14 @@
-//! The one node: its Node object (capacity, allocatable, conditions, addresses, node info)
-//! and the Lease heartbeat in `kube-node-lease`.
+//! The one node: its Node object (labels, capacity, allocatable, conditions, addresses, node
+//! info) and the Lease heartbeat in `kube-node-lease`.
+//!
+//! Registration follows the kubelet's: the well-known labels are set on every start
+//! (`updateDefaultLabels`), other labels (`kubectl label node`) are kept, and a condition's
+//! `lastTransitionTime` moves only when its status does.
+//!
+//! # Caveats
+//!
+//! Allocatable equals capacity: there are no reserved resources or eviction thresholds
+//! subtracted (upstream takes 100Mi of memory and 10% of the disk by default).
 
 use crate::state::stopped;
 use std::time::Duration;
@@ -21,6 +30,54 @@ pub struct NodeFacts {
     pub cpus: u32,
     /// Memory in bytes.
     pub memory_bytes: u64,
+    /// Size of the file system holding the data directory, in bytes (`ephemeral-storage`).
+    pub storage_bytes: u64,
+}
+
+/// The size of the file system holding `dir`, as the kubelet's cadvisor reports the node's
+/// root file system (0 if it cannot be read).
+pub fn file_system_bytes(dir: &std::path::Path) -> u64 {
+    match nix::sys::statvfs::statvfs(dir) {
+        Ok(fs) => (fs.blocks() as u64).saturating_mul(fs.fragment_size() as u64),
+        Err(err) => {
+            tracing::warn!(dir = %dir.display(), "cannot measure the file system: {err}");
+            0
+        }
+    }
+}
+
+fn architecture() -> &'static str {
+    if cfg!(target_arch = "aarch64") {
+        "arm64"
+    } else {
+        "amd64"
+    }
+}
+
+/// The labels the kubelet sets on its node: host name, OS and architecture (also under the
+/// deprecated `beta.` keys), and coracle's control-plane role.
+fn default_labels(name: &str) -> Value {
+    json!({
+        "beta.kubernetes.io/arch": architecture(),
+        "beta.kubernetes.io/os": "linux",
+        "kubernetes.io/arch": architecture(),
+        "kubernetes.io/hostname": name,
+        "kubernetes.io/os": "linux",
+        "node-role.kubernetes.io/control-plane": "",
+    })
+}
+
+/// `new` conditions with the `lastTransitionTime` of `old` ones whose status is the same.
+fn keep_transition_times(new: &mut Value, old: Option<&Value>) {
+    let (Some(new), Some(old)) = (new.as_array_mut(), old.and_then(Value::as_array)) else {
+        return;
+    };
+    for condition in new {
+        let before = old.iter().find(|o| o["type"] == condition["type"]);
+        if let Some(before) = before.filter(|o| o["status"] == condition["status"]) {
+            condition["lastTransitionTime"] = before["lastTransitionTime"].clone();
+        }
+    }
 }
 
 fn os_image() -> String {
@@ -53,7 +110,7 @@ pub fn register(store: &Store, facts: &NodeFacts) -> Result<(), StoreError> {
         "cpu": facts.cpus.to_string(),
         "memory": format!("{}Ki", facts.memory_bytes / 1024),
         "pods": "110",
-        "ephemeral-storage": "0",
+        "ephemeral-storage": facts.storage_bytes.to_string(),
     });
     let status = json!({
         "capacity": resources, "allocatable": resources,
@@ -71,7 +128,7 @@ pub fn register(store: &Store, facts: &NodeFacts) -> Result<(), StoreError> {
             "kernelVersion": kernel(), "osImage": os_image(),
             "containerRuntimeVersion": format!("coracle://{}", env!("CARGO_PKG_VERSION")),
             "kubeletVersion": crate::GIT_VERSION, "kubeProxyVersion": "",
-            "operatingSystem": "linux", "architecture": if cfg!(target_arch = "aarch64") { "arm64" } else { "amd64" },
+            "operatingSystem": "linux", "architecture": architecture(),
         },
     });
     let name = facts.name.clone();
@@ -79,14 +136,37 @@ pub fn register(store: &Store, facts: &NodeFacts) -> Result<(), StoreError> {
         // The kubelet registers its node, then updates its status subresource.
         let mut node = current.unwrap_or_else(|| {
             let mut n = json!({"apiVersion": "v1", "kind": "Node",
-                "metadata": {"name": name, "labels": {
-                    "kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
-                    "node-role.kubernetes.io/control-plane": ""}},
+                "metadata": {"name": name, "labels": default_labels(&name)},
                 "spec": {}});
             meta::stamp_create(&mut n);
             fieldmanager::record_create(&mut n, "kubelet", &fieldmanager::Scope::main("v1", true));
             n
         });
+        let labels = meta::metadata(&mut node)
+            .entry("labels")
+            .or_insert_with(|| json!({}));
+        let missing = default_labels(&name)
+            .as_object()
+            .into_iter()
+            .flatten()
+            .any(|(k, v)| labels.get(k) != Some(v));
+        if missing {
+            // The kubelet's own update of its labels, recorded as such.
+            let before = node.clone();
+            let labels = meta::metadata(&mut node)
+                .entry("labels")
+                .or_insert_with(|| json!({}));
+            for (k, v) in default_labels(&name).as_object().into_iter().flatten() {
+                labels[k] = v.clone();
+            }
+            let scope = fieldmanager::Scope::main("v1", true);
+            fieldmanager::record_update(Some(&before), &mut node, "kubelet", &scope);
+        }
+        let mut status = status;
+        keep_transition_times(
+            &mut status["conditions"],
+            node.pointer("/status/conditions"),
+        );
         let before = node.clone();
         node["status"] = status;
         let scope = fieldmanager::Scope::status("v1");
