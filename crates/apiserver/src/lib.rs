@@ -2,8 +2,9 @@
 //!
 //! [`run`] starts everything `coracle server` is: the HTTPS listener ([`http`], [`tls`]),
 //! the routes ([`router`]) with discovery ([`discovery`]), OpenAPI ([`openapi`]) and REST on
-//! the store ([`rest`], [`watch`], [`patch`], [`table`], [`logs`]), the node ([`node`]) and
-//! the kubelet running the pods the API holds ([`kubelet_bridge`]).
+//! the store ([`rest`], [`watch`], [`patch`], [`table`], [`logs`]), the node ([`node`]), the
+//! controllers ([`garbage_collector`], [`scheduler`]) and the kubelet running the pods the API
+//! holds ([`kubelet_bridge`]).
 //!
 //! # Caveats
 //!
@@ -35,6 +36,7 @@ pub mod query;
 pub mod resources;
 pub mod rest;
 pub mod router;
+pub mod scheduler;
 pub mod selectors;
 pub mod spdy;
 pub mod state;
@@ -206,6 +208,7 @@ pub async fn run(
     }
 
     tasks.push(tokio::spawn(garbage_collector::run(state.clone())));
+    tasks.push(tokio::spawn(scheduler::run(state.clone())));
     let app = router::router(state);
     let server = tokio::spawn(http::serve(listener, tls_config, app, stop_rx));
     write_kubeconfig(&pki, addr, &token)?;

@@ -3,6 +3,7 @@
 
 pub mod admission;
 pub mod namespaces;
+pub mod pod_admission;
 pub mod pods;
 
 use std::sync::Arc;
@@ -312,6 +313,8 @@ impl Request {
             namespaces::check_writable(&self.state, ns, res, &name)?;
         }
         meta::stamp_create(&mut object);
+        // A pod's scheduling decision holds until it is stored (see `scheduler::decisions`).
+        let _scheduling = (res.plural == "pods").then(crate::scheduler::decisions);
         admission::on_create(self, &mut object, &mut warnings)?;
         let manager = self.field_manager("unknown");
         fieldmanager::record_create(&mut object, &manager, &self.scope());
@@ -588,6 +591,7 @@ impl Request {
             namespaces::check_writable(&self.state, ns, self.res(), name)?;
         }
         meta::stamp_create(&mut object);
+        let _scheduling = (self.res().plural == "pods").then(crate::scheduler::decisions);
         admission::on_create(self, &mut object, &mut warnings)?;
         let scope = self.scope();
         let applied = fieldmanager::applied_fields(&config, &scope);

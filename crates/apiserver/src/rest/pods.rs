@@ -8,9 +8,10 @@ use k8s_openapi::api::core::v1::Pod;
 use serde_json::{json, Value};
 
 use super::admission::Deletion;
-use super::{DeleteOptions, Request};
+use super::{pod_admission, DeleteOptions, Request};
 use crate::codec;
 use crate::meta;
+use crate::scheduler;
 use crate::status_error::{ApiError, Cause};
 
 /// A validation failure as the 422 Status.
@@ -31,8 +32,9 @@ pub fn invalid(errors: ValidationErrors) -> ApiError {
     }
 }
 
-/// Admission of a new pod: legacy conversion (with its warning), defaults, validation, and
-/// binding to the one node.
+/// Admission of a new pod: legacy conversion (with its warning), defaults, the mutating
+/// admission plugins ([`pod_admission`]), validation, and the scheduler's fast path
+/// ([`scheduler::admit`]), in kube-apiserver's order (admission before validation).
 pub fn admit(
     req: &Request,
     object: &mut Value,
@@ -46,22 +48,21 @@ pub fn admit(
     warnings.extend(converted);
     pod.spec = Some(spec);
     coracle_api::defaults::default_pod(&mut pod);
+    pod_admission::admit(&req.state, &mut pod)?;
     coracle_api::validation::validate_pod(&pod).map_err(invalid)?;
 
-    // The scheduler's work: there is one node.
-    let node = req.state.node_name.clone();
-    let spec = pod.spec.as_mut().expect("defaulted pods have a spec");
-    if spec.node_name.as_deref().unwrap_or("").is_empty() {
-        spec.node_name = Some(node);
-    }
     *object = codec::untyped(&pod);
-    object["status"] = json!({
+    let conditions = scheduler::admit(&req.state, object)
+        .map_err(|err| ApiError::Internal(format!("scheduling: {err}")))?;
+    let mut status = json!({
         "phase": "Pending",
-        "conditions": [{"type": "PodScheduled", "status": "True",
-                        "lastProbeTime": null, "lastTransitionTime": meta::now()}],
         // Set on create, as kube-apiserver's pod strategy does.
         "qosClass": coracle_kubelet::status::qos_class(&pod),
     });
+    if !conditions.is_empty() {
+        status["conditions"] = json!(conditions);
+    }
+    object["status"] = status;
     Ok(())
 }
 
@@ -138,6 +139,19 @@ pub fn bind(req: &Request, name: &str) -> Result<Response, ApiError> {
         });
     }
     pod["spec"]["nodeName"] = json!(node);
+    // Upstream's binding storage marks the pod scheduled as it sets the node.
+    let scheduled = json!({"type": "PodScheduled", "status": "True",
+                           "lastProbeTime": null, "lastTransitionTime": meta::now()});
+    match pod
+        .pointer_mut("/status/conditions")
+        .and_then(Value::as_array_mut)
+    {
+        Some(list) => {
+            list.retain(|c| c["type"] != "PodScheduled");
+            list.insert(0, scheduled);
+        }
+        None => pod["status"]["conditions"] = json!([scheduled]),
+    }
     let key = req
         .state
         .key(req.target.res, req.target.namespace.as_deref(), name)?;
