@@ -38,7 +38,7 @@ pub struct NodeFacts {
 /// root file system (0 if it cannot be read).
 pub fn file_system_bytes(dir: &std::path::Path) -> u64 {
     match nix::sys::statvfs::statvfs(dir) {
-        Ok(fs) => (fs.blocks() as u64).saturating_mul(fs.fragment_size() as u64),
+        Ok(fs) => fs.blocks().saturating_mul(fs.fragment_size()),
         Err(err) => {
             tracing::warn!(dir = %dir.display(), "cannot measure the file system: {err}");
             0
@@ -210,4 +210,56 @@ fn renew_lease(store: &Store, name: &str) -> Result<(), StoreError> {
         Ok(Some(lease))
     })?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_condition_keeps_its_transition_time_until_its_status_changes() {
+        let old = json!([
+            {"type": "Ready", "status": "True", "lastTransitionTime": "2025-01-01T00:00:00Z"},
+            {"type": "DiskPressure", "status": "True", "lastTransitionTime": "2025-01-01T00:00:00Z"},
+        ]);
+        let mut new = json!([
+            {"type": "Ready", "status": "True", "lastTransitionTime": "2025-06-01T00:00:00Z"},
+            {"type": "DiskPressure", "status": "False", "lastTransitionTime": "2025-06-01T00:00:00Z"},
+        ]);
+        keep_transition_times(&mut new, Some(&old));
+        assert_eq!(new[0]["lastTransitionTime"], "2025-01-01T00:00:00Z");
+        assert_eq!(new[1]["lastTransitionTime"], "2025-06-01T00:00:00Z");
+    }
+
+    #[test]
+    fn a_registered_node_keeps_its_own_labels_and_regains_the_kubelet_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        let facts = NodeFacts {
+            name: "n1".into(),
+            host_ip: "10.0.0.1".into(),
+            cpus: 2,
+            memory_bytes: 1 << 30,
+            storage_bytes: 1 << 33,
+        };
+        register(&store, &facts).unwrap();
+        let key = Key::cluster("", "nodes", "n1").unwrap();
+        let (rev, mut node) = store.get(&key).unwrap().unwrap();
+        let first = node["status"]["conditions"][3]["lastTransitionTime"].clone();
+        node["metadata"]["labels"] = json!({"disk": "ssd"});
+        store.update(&key, node, Some(rev)).unwrap();
+
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        register(&store, &facts).unwrap();
+        let (_, node) = store.get(&key).unwrap().unwrap();
+        let labels = &node["metadata"]["labels"];
+        assert_eq!(labels["disk"], "ssd");
+        assert_eq!(labels["kubernetes.io/hostname"], "n1");
+        assert_eq!(labels["beta.kubernetes.io/os"], "linux");
+        assert_eq!(
+            node["status"]["capacity"]["ephemeral-storage"],
+            "8589934592"
+        );
+        assert_eq!(node["status"]["conditions"][3]["lastTransitionTime"], first);
+    }
 }

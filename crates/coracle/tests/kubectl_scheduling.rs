@@ -45,7 +45,7 @@ fn a_pod_whose_node_selector_the_node_lacks_waits_until_the_node_is_labelled() {
                    preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling.";
     let describe = server.wait_for(&["describe", "pod", "ssd"], "FailedScheduling", 20);
     assert!(
-        describe.contains(&format!("Warning  FailedScheduling"))
+        describe.contains("Warning  FailedScheduling")
             && describe.contains("default-scheduler")
             && describe.contains(message),
         "{describe}"
@@ -82,7 +82,10 @@ fn a_pod_whose_node_selector_the_node_lacks_waits_until_the_node_is_labelled() {
         describe.contains(&format!("Successfully assigned default/ssd to {node}")),
         "{describe}"
     );
-    assert!(describe.contains("PodScheduled                True"), "{describe}");
+    assert!(
+        describe.contains("PodScheduled                True"),
+        "{describe}"
+    );
 
     server.ok(&["delete", "pod", "ssd", "--wait=true"]);
 }
@@ -105,7 +108,11 @@ fn a_pod_asking_for_more_memory_than_the_node_has_stays_pending_with_insufficien
         "{describe}"
     );
     // A pod that fits is still started at once beside it.
-    let small = pod("small", "", "    resources:\n      requests: {memory: 1Mi}\n");
+    let small = pod(
+        "small",
+        "",
+        "    resources:\n      requests: {memory: 1Mi}\n",
+    );
     assert!(create(&server, &small).status.success());
     server.wait_for(&["get", "pod", "small"], "Running", 30);
     assert!(server.ok(&["get", "pod", "big"]).contains("Pending"));
@@ -133,10 +140,7 @@ fn admission_adds_default_tolerations_and_the_service_account_and_refuses_a_miss
     }
     assert!(!yaml.contains("nodeName"), "{yaml}");
 
-    let refused = create(
-        &server,
-        &pod("x", "  serviceAccountName: nosuch\n", ""),
-    );
+    let refused = create(&server, &pod("x", "  serviceAccountName: nosuch\n", ""));
     assert!(!refused.status.success());
     assert_eq!(
         stderr(&refused).trim(),

@@ -267,7 +267,16 @@ fn update_unbound(
     Ok(changed)
 }
 
-fn set_scheduled_condition(object: &mut Value, condition: Value) {
+/// Puts `condition` first in the pod's conditions in place of its `PodScheduled`; its
+/// `lastTransitionTime` stays when the status does not change, as `UpdatePodCondition` keeps it.
+fn set_scheduled_condition(object: &mut Value, mut condition: Value) {
+    let previous = object
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .and_then(|list| list.iter().find(|c| c["type"] == "PodScheduled"));
+    if let Some(previous) = previous.filter(|p| p["status"] == condition["status"]) {
+        condition["lastTransitionTime"] = previous["lastTransitionTime"].clone();
+    }
     let conditions = object["status"]
         .as_object_mut()
         .map(|s| s.entry("conditions").or_insert_with(|| json!([])));
