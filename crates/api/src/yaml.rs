@@ -37,6 +37,9 @@
 //!   values; `!!timestamp` accepts any text that starts with a four-digit year and a dash.
 //! * `!!binary` scalars are refused: go-yaml v2 decodes their base64, coracle does not.
 
+pub mod emit;
+pub mod layout;
+
 use std::collections::HashMap;
 use std::fmt;
 use std::rc::Rc;
