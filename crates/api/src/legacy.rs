@@ -13,6 +13,10 @@ use serde_norway::{Mapping, Value};
 
 use crate::validation::{FieldError, Path, ValidationErrors};
 
+mod edit;
+
+pub use edit::{convert_yaml, ConvertError, ConvertedDocument, ConvertedYaml};
+
 /// The 1.5 (beta) annotation; wins over the alpha one.
 pub const BETA_INIT_CONTAINERS: &str = "pod.beta.kubernetes.io/init-containers";
 /// The 1.3/1.4 (alpha) annotation.
@@ -108,43 +112,40 @@ pub fn convert_document(doc: &mut Value) -> Result<Vec<String>, ValidationErrors
         .and_then(|m| m.get("name"))
         .and_then(Value::as_str);
     let name = name.unwrap_or("").to_string();
-    let (template, path): (Option<&mut Value>, Path) = match kind.as_str() {
-        "Pod" => return convert_pod_like(doc, &kind, &name, Path::default()),
-        "PodTemplate" => (doc.get_mut("template"), Path::new("template")),
+    if kind.ends_with("List") {
+        let mut warnings = Vec::new();
+        let items = doc.get_mut("items").and_then(Value::as_sequence_mut);
+        for item in items.into_iter().flatten() {
+            warnings.extend(convert_document(item)?);
+        }
+        return Ok(warnings);
+    }
+    let Some(keys) = template_path(&kind) else {
+        return Ok(Vec::new());
+    };
+    let template = keys.iter().try_fold(doc, |node, key| node.get_mut(*key));
+    match template {
+        Some(t) => convert_pod_like(t, &kind, &name, Path::new(&keys.join("."))),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// Where the pod (template) of an object of `kind` is: the keys from the document's root,
+/// none for a Pod; `None` for kinds without one.
+fn template_path(kind: &str) -> Option<&'static [&'static str]> {
+    let path: &[&str] = match kind {
+        "Pod" => &[],
+        "PodTemplate" => &["template"],
         "Deployment"
         | "DaemonSet"
         | "StatefulSet"
         | "ReplicaSet"
         | "ReplicationController"
-        | "Job" => (
-            doc.get_mut("spec").and_then(|s| s.get_mut("template")),
-            Path::new("spec.template"),
-        ),
-        "CronJob" => {
-            let t = doc.get_mut("spec").and_then(|s| s.get_mut("jobTemplate"));
-            let t = t
-                .and_then(|j| j.get_mut("spec"))
-                .and_then(|s| s.get_mut("template"));
-            (t, Path::new("spec.jobTemplate.spec.template"))
-        }
-        _ if kind.ends_with("List") => {
-            let mut warnings = Vec::new();
-            for item in doc
-                .get_mut("items")
-                .and_then(Value::as_sequence_mut)
-                .into_iter()
-                .flatten()
-            {
-                warnings.extend(convert_document(item)?);
-            }
-            return Ok(warnings);
-        }
-        _ => return Ok(Vec::new()),
+        | "Job" => &["spec", "template"],
+        "CronJob" => &["spec", "jobTemplate", "spec", "template"],
+        _ => return None,
     };
-    match template {
-        Some(t) => convert_pod_like(t, &kind, &name, path),
-        None => Ok(Vec::new()),
-    }
+    Some(path)
 }
 
 /// `obj` has `metadata` and `spec` of a pod; `path` is where it lives in the document.
