@@ -1,21 +1,18 @@
 //! `coracle convert FILE…`: rewrites manifests that carry the pre-1.8
 //! `pod.{alpha,beta}.kubernetes.io/init-containers` annotations into `spec.initContainers`.
 //!
-//! Works on untyped documents so the user's key order survives and no defaulted fields are
-//! added; comments do not survive a rewrite, so `--in-place` touches only files that had
+//! A YAML file is edited, not re-serialised (see `coracle_api::legacy::convert_yaml`): only the
+//! annotation entries and the new `initContainers` block change, and comments, quoting and values
+//! such as `defaultMode: 0440` stay as written. A document whose layout the edit cannot handle is
+//! written out whole, its values kept but not its comments or formatting, with a warning. JSON
+//! files are rewritten as JSON, in their key order. `--in-place` touches only files that had
 //! something to convert.
-//!
-//! Shortcoming: the rewrite reads and writes YAML 1.2 through serde_norway, while kubectl and
-//! `coracle run` read YAML 1.1 (see `coracle_api::yaml`). An unquoted `0440` is therefore written
-//! back as the string `'0440'`, and a quoted `"yes"` loses its quotes, so kubectl reads those
-//! values of a rewritten file differently from the original.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
-use coracle_api::legacy::convert_document;
-use serde::Deserialize;
+use coracle_api::legacy::{convert_document, convert_yaml};
 use serde_norway::Value;
 
 /// Arguments of `coracle convert`.
@@ -30,30 +27,18 @@ pub struct ConvertArgs {
     pub in_place: bool,
 }
 
-/// A parsed manifest file, remembering whether it was JSON so it is written back as JSON.
-struct Manifest {
-    docs: Vec<Value>,
-    json: bool,
-}
-
 /// Converts every file; prints the result (or rewrites the files) and one warning per
 /// converted pod or pod template on stderr.
 pub fn run(args: ConvertArgs) -> anyhow::Result<i32> {
-    let mut outputs = Vec::new();
+    let mut outputs: Vec<String> = Vec::new();
     for file in &args.files {
         let name = file.display().to_string();
         let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {name}"))?;
-        let mut manifest = parse(&text, &name)?;
-        let mut converted = false;
-        for (i, doc) in manifest.docs.iter_mut().enumerate() {
-            let warnings =
-                convert_document(doc).with_context(|| format!("{name}: document {}", i + 1))?;
-            for w in &warnings {
-                eprintln!("Warning: {name}: {w}");
-            }
-            converted |= !warnings.is_empty();
-        }
-        let rendered = render(&manifest).with_context(|| format!("cannot render {name}"))?;
+        let (rendered, converted) = if is_json(&text) {
+            convert_json_file(&text, &name)?
+        } else {
+            convert_yaml_file(&text, &name)?
+        };
         if args.in_place {
             if converted {
                 write_atomically(file, &rendered)
@@ -64,51 +49,78 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<i32> {
         }
     }
     if !args.in_place {
-        let joined = outputs.join("---\n");
         std::io::stdout()
-            .write_all(joined.as_bytes())
+            .write_all(join_documents(&outputs).as_bytes())
             .context("cannot write to stdout")?;
     }
     Ok(0)
 }
 
-fn parse(text: &str, name: &str) -> anyhow::Result<Manifest> {
+fn is_json(text: &str) -> bool {
     let trimmed = text.trim_start();
-    if trimmed.starts_with('{') || trimmed.starts_with('[') {
-        let mut docs = Vec::new();
-        let stream = serde_json::Deserializer::from_str(text).into_iter::<Value>();
-        for (i, doc) in stream.enumerate() {
-            docs.push(
-                doc.with_context(|| format!("{name}: document {}: cannot parse JSON", i + 1))?,
-            );
-        }
-        return Ok(Manifest { docs, json: true });
-    }
-    let mut docs = Vec::new();
-    for (i, de) in serde_norway::Deserializer::from_str(text).enumerate() {
-        let doc = Value::deserialize(de)
-            .with_context(|| format!("{name}: document {}: cannot parse YAML", i + 1))?;
-        if !doc.is_null() {
-            docs.push(doc);
-        }
-    }
-    if docs.is_empty() && !text.trim().is_empty() {
-        bail!("{name}: no Kubernetes objects found");
-    }
-    Ok(Manifest { docs, json: false })
+    trimmed.starts_with('{') || trimmed.starts_with('[')
 }
 
-fn render(manifest: &Manifest) -> anyhow::Result<String> {
-    if manifest.json {
-        let mut out = String::new();
-        for doc in &manifest.docs {
-            out.push_str(&serde_json::to_string_pretty(doc)?);
-            out.push('\n');
-        }
-        return Ok(out);
+/// The converted text of a YAML file, and whether anything was converted.
+fn convert_yaml_file(text: &str, name: &str) -> anyhow::Result<(String, bool)> {
+    let converted = convert_yaml(text).with_context(|| name.to_string())?;
+    if converted.objects == 0 && !text.trim().is_empty() {
+        bail!("{name}: no Kubernetes objects found");
     }
-    let docs: Result<Vec<String>, _> = manifest.docs.iter().map(serde_norway::to_string).collect();
-    Ok(docs?.join("---\n"))
+    for doc in &converted.documents {
+        for w in &doc.warnings {
+            eprintln!("Warning: {name}: {w}");
+        }
+        if let Some(reason) = &doc.rewritten {
+            eprintln!(
+                "Warning: {name}: document {}: could not edit the text in place ({reason}); \
+                 wrote the document out whole, so its comments, key order and formatting were \
+                 not preserved (its values were)",
+                doc.document
+            );
+        }
+    }
+    Ok((converted.text, !converted.documents.is_empty()))
+}
+
+/// The converted text of a JSON file, and whether anything was converted.
+fn convert_json_file(text: &str, name: &str) -> anyhow::Result<(String, bool)> {
+    let mut converted = false;
+    let mut out = String::new();
+    let stream = serde_json::Deserializer::from_str(text).into_iter::<Value>();
+    for (i, doc) in stream.enumerate() {
+        let document = i + 1;
+        let mut doc =
+            doc.with_context(|| format!("{name}: document {document}: cannot parse JSON"))?;
+        let warnings =
+            convert_document(&mut doc).with_context(|| format!("{name}: document {document}"))?;
+        for w in &warnings {
+            eprintln!("Warning: {name}: {w}");
+        }
+        converted |= !warnings.is_empty();
+        let rendered = serde_json::to_string_pretty(&doc)
+            .with_context(|| format!("cannot render {name}"))?;
+        out.push_str(&rendered);
+        out.push('\n');
+    }
+    Ok((out, converted))
+}
+
+/// The outputs of several files as one YAML stream.
+fn join_documents(outputs: &[String]) -> String {
+    let mut joined = String::new();
+    for output in outputs {
+        if !joined.is_empty() {
+            if !joined.ends_with('\n') {
+                joined.push('\n');
+            }
+            if !output.starts_with("---") {
+                joined.push_str("---\n");
+            }
+        }
+        joined.push_str(output);
+    }
+    joined
 }
 
 /// Writes next to the file and renames over it, keeping its permissions.
