@@ -193,3 +193,162 @@ fn convert_keeps_json_files_json() {
     assert_eq!(value["spec"]["initContainers"][0]["name"], "a");
     assert!(value["metadata"].get("annotations").is_none());
 }
+
+/// A manifest with the values YAML 1.2 tools get wrong, comments, and a second document.
+const PICKY: &str = r#"# Deployment kept by hand; do not reformat.
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: picky # inline comment
+spec:
+  template:
+    metadata:
+      labels: {app: picky}
+      annotations:
+        pod.alpha.kubernetes.io/init-containers: '[{"name": "alpha", "image": "busybox"}]'
+        pod.beta.kubernetes.io/init-containers: |
+          [{"name": "beta", "image": "busybox",
+            "env": [{"name": "ANSWER", "value": "yes"}, {"name": "MODE", "value": "0440"}]}]
+        owner: "0123"
+    spec:
+      initContainers:
+      - name: field
+        image: busybox
+      containers:
+      - name: app
+        image: busybox
+        env:
+        - name: ENABLED
+          value: "yes"     # a string, not a bool
+      volumes:
+      - name: secret
+        secret:
+          secretName: s
+          defaultMode: 0440
+---
+# another document, left alone
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: c}
+data:
+  on: 'off'
+"#;
+
+fn yaml_1_1(text: &str) -> Vec<serde_json::Value> {
+    coracle_api::yaml::documents(text)
+        .map(Result::unwrap)
+        .collect()
+}
+
+fn converted_picky_expectation() -> Vec<serde_json::Value> {
+    let mut expected = yaml_1_1(PICKY);
+    let template = &mut expected[0]["spec"]["template"];
+    template["metadata"]["annotations"] = serde_json::json!({"owner": "0123"});
+    template["spec"]["initContainers"] = serde_json::json!([{
+        "name": "beta", "image": "busybox",
+        "env": [{"name": "ANSWER", "value": "yes"}, {"name": "MODE", "value": "0440"}],
+    }]);
+    expected
+}
+
+#[test]
+fn convert_changes_only_the_migrated_lines_and_keeps_every_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("picky.yaml");
+    std::fs::write(&file, PICKY).unwrap();
+
+    let out = coracle(&["convert", file.to_str().unwrap()]);
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("not preserved"), "{stderr}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+
+    assert_eq!(yaml_1_1(&stdout), converted_picky_expectation(), "{stdout}");
+    let read = yaml_1_1(&stdout);
+    let spec = &read[0]["spec"]["template"]["spec"];
+    assert_eq!(spec["volumes"][0]["secret"]["defaultMode"], 288);
+    assert_eq!(spec["containers"][0]["env"][0]["value"], "yes");
+    // Every line but the annotation and init-container blocks is the original, in order.
+    let kept: Vec<&str> = PICKY
+        .lines()
+        .filter(|l| !l.contains("init-containers") && !l.contains("\"name\": "))
+        .filter(|l| !l.contains("name: field") && !l.contains("  initContainers:"))
+        .collect();
+    let mut rest = stdout.lines();
+    for line in kept {
+        assert!(
+            rest.any(|l| l == line),
+            "{line:?} is missing or moved:\n{stdout}"
+        );
+    }
+    assert!(stdout.ends_with("---\n# another document, left alone\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata:\n  on: 'off'\n"));
+    assert!(
+        stderr.contains("pod.beta.kubernetes.io/init-containers annotation"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("replacing the init containers given in the field"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn convert_in_place_keeps_comments_and_reads_back_as_converted() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("picky.yaml");
+    std::fs::write(&file, PICKY).unwrap();
+
+    let out = coracle(&["convert", "-i", file.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.stdout.is_empty());
+    let written = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(
+        yaml_1_1(&written),
+        converted_picky_expectation(),
+        "{written}"
+    );
+    for comment in [
+        "# Deployment kept by hand",
+        "# inline comment",
+        "# a string, not a bool",
+    ] {
+        assert!(written.contains(comment), "{comment:?} lost:\n{written}");
+    }
+    assert!(
+        written.contains("      initContainers:\n      - name: beta\n"),
+        "{written}"
+    );
+}
+
+#[test]
+fn convert_warns_when_a_document_cannot_keep_its_formatting_but_keeps_its_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("flow.yaml");
+    let text = "kind: Pod\nmetadata: {name: f, annotations: {keep: \"yes\", \
+                pod.beta.kubernetes.io/init-containers: '[{\"name\":\"i\",\"image\":\"b\"}]'}}\n\
+                spec:\n  containers: [{name: c, image: b, env: [{name: X, value: \"0440\"}]}]\n";
+    std::fs::write(&file, text).unwrap();
+
+    let out = coracle(&["convert", file.to_str().unwrap()]);
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("document 1: could not edit the text in place"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("were not preserved (its values were)"),
+        "{stderr}"
+    );
+    let pod = &yaml_1_1(&String::from_utf8(out.stdout).unwrap())[0];
+    assert_eq!(
+        pod["metadata"]["annotations"],
+        serde_json::json!({"keep": "yes"})
+    );
+    assert_eq!(pod["spec"]["containers"][0]["env"][0]["value"], "0440");
+    assert_eq!(pod["spec"]["initContainers"][0]["name"], "i");
+}

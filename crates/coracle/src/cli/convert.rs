@@ -98,8 +98,8 @@ fn convert_json_file(text: &str, name: &str) -> anyhow::Result<(String, bool)> {
             eprintln!("Warning: {name}: {w}");
         }
         converted |= !warnings.is_empty();
-        let rendered = serde_json::to_string_pretty(&doc)
-            .with_context(|| format!("cannot render {name}"))?;
+        let rendered =
+            serde_json::to_string_pretty(&doc).with_context(|| format!("cannot render {name}"))?;
         out.push_str(&rendered);
         out.push('\n');
     }
