@@ -13,7 +13,8 @@
 //! * [`legacy`] — `convert_legacy_init_containers(&mut ObjectMeta, &mut PodSpec)` turns the
 //!   pre-1.8 `pod.{alpha,beta}.kubernetes.io/init-containers` annotations into
 //!   `spec.initContainers` (coracle's one deliberate difference from upstream, which drops
-//!   them silently), and `convert_document` does the same on an untyped manifest document.
+//!   them silently), `convert_document` does the same on an untyped manifest document, and
+//!   `convert_yaml` does it as an edit of a YAML manifest's text.
 //! * [`yaml`] — `documents(text)` reads a YAML stream into JSON values by the YAML 1.1 rules
 //!   kubectl uses (`0440` is octal 288, `on` is `true`, `<<` merges).
 //! * [`printer`] — `pod_status_columns(&Pod, now) -> PodColumns { status, ready, restarts }`,
