@@ -580,7 +580,12 @@ fn an_interrupted_import_is_never_taken_as_complete() {
     let probe = Coracle::new();
     probe.ok(&["image", "import", &a]);
     let first = layer_paths(&probe.inspect("coracle.test/layered:v1"))[0].clone();
-    let hex = Path::new(&first).file_name().unwrap().to_str().unwrap().to_owned();
+    let hex = Path::new(&first)
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
     let d = Coracle::new();
     d.ok(&["image", "ls"]);
     let half = d
