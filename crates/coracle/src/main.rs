@@ -2,7 +2,8 @@
 //!
 //! Every verb lives in its own module under `cli/`. The container helper process (`shim`) is
 //! dispatched before any async runtime starts, because the OCI runtime library it drives forks
-//! with a raw `clone3` and must run in a single-threaded process.
+//! with a raw `clone3` and must run in a single-threaded process; so are the exec helper and
+//! the pause helper of shared PID namespaces, which fork too.
 
 mod cli;
 
@@ -73,6 +74,10 @@ enum Command {
     /// Internal: the helper that runs one exec'd process in a container. Not for direct use.
     #[command(hide = true)]
     ExecShim(cli::exec_shim::ExecShimArgs),
+
+    /// Internal: PID 1 of a pod's shared PID namespace. Not for direct use.
+    #[command(hide = true)]
+    Pause(cli::pause::PauseArgs),
 }
 
 fn main() -> ExitCode {
@@ -88,6 +93,10 @@ fn main() -> ExitCode {
     // The shim must stay single-threaded: dispatch it before tokio exists.
     if let Command::Shim(args) = cli.command {
         return cli::exit_code(cli::shim::run(&cli.global, args));
+    }
+    // So must the pause helper, which forks and keeps running Rust code in the child.
+    if let Command::Pause(args) = cli.command {
+        return cli::exit_code(cli::pause::run(args));
     }
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -108,7 +117,9 @@ fn main() -> ExitCode {
             Command::Convert(args) => cli::convert::run(args),
             Command::Run(args) => cli::run::run(&cli.global, args).await,
             Command::Server(args) => cli::server::run(&cli.global, args).await,
-            Command::Shim(_) | Command::ExecShim(_) => unreachable!("dispatched above"),
+            Command::Shim(_) | Command::ExecShim(_) | Command::Pause(_) => {
+                unreachable!("dispatched above")
+            }
         }
     });
     cli::exit_code(result)

@@ -337,6 +337,7 @@ mod tests {
             attempt: 1,
             dir: "/nonexistent".into(),
             host_network: false,
+            shares_pid: false,
             ips: vec![],
             created_at: t(0),
         });

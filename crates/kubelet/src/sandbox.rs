@@ -1,9 +1,12 @@
 //! The pod sandbox: namespaces every container joins, the pod network, and the pod's own
 //! `/etc/hosts`, `/etc/hostname` and `/etc/resolv.conf`.
 //!
-//! Namespaces are held by bind-mounted namespace files (no pause process), so a sandbox is
-//! "lost" when those files are gone, for example after a reboot cleared `/run`: the worker
-//! then re-creates it and re-runs every init container, as upstream does.
+//! Namespaces are held by bind-mounted namespace files, so a sandbox is "lost" when those files
+//! are gone, for example after a reboot cleared `/run`: the worker then re-creates it and
+//! re-runs every init container, as upstream does. A pod with `shareProcessNamespace: true`
+//! also gets a PID namespace held by a pause process (a PID namespace dies with its PID 1);
+//! its sandbox is lost as well when that process is gone, as upstream's is when the pause
+//! container dies. Other pods have no pause process.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -76,13 +79,18 @@ pub fn namespaces(record: &SandboxRecord) -> SandboxNamespaces {
         net: record.dir.join("net"),
         ipc: record.dir.join("ipc"),
         uts: record.dir.join("uts"),
+        pid: record
+            .shares_pid
+            .then(|| record.dir.join(coracle_runtime::pause::PID_NS_FILE)),
     }
 }
 
-/// Whether the sandbox's namespaces still exist.
+/// Whether the sandbox's namespaces still exist (for a shared PID namespace: whether its
+/// pause process still runs).
 pub fn is_alive(record: &SandboxRecord) -> bool {
     let ns = namespaces(record);
-    [ns.net, ns.ipc, ns.uts].iter().all(|p| is_nsfs(p))
+    let files = [ns.net, ns.ipc, ns.uts].iter().all(|p| is_nsfs(p));
+    files && (!record.shares_pid || coracle_runtime::pause::is_alive(&record.dir))
 }
 
 fn is_nsfs(path: &Path) -> bool {
@@ -120,6 +128,7 @@ pub async fn create(
     attempt: u32,
 ) -> Result<SandboxRecord, SandboxError> {
     let host_network = pod.spec.as_ref().and_then(|s| s.host_network) == Some(true);
+    let shares_pid = pod.spec.as_ref().and_then(|s| s.share_process_namespace) == Some(true);
     let uid = pod.metadata.uid.clone().unwrap_or_default();
     let id = format!("{}-{attempt}", &uid[..uid.len().min(36)]);
     let dir = node.config.run_dir.join("sandboxes").join(&id);
@@ -133,6 +142,7 @@ pub async fn create(
             attempt,
             dir: dir.clone(),
             host_network,
+            shares_pid,
             ips: Vec::new(),
             created_at: Timestamp::now(),
         };
@@ -142,8 +152,17 @@ pub async fn create(
 
     let create_dir = dir.clone();
     let create_host = hostname.clone();
+    let runtime = node.runtime.clone();
     tokio::task::spawn_blocking(move || {
-        coracle_runtime::create_sandbox(&create_dir, &create_host, host_network)
+        coracle_runtime::create_sandbox(&create_dir, &create_host, host_network)?;
+        if shares_pid {
+            // The pause process; a failure leaves nothing behind.
+            if let Err(err) = runtime.share_pid_namespace(&create_dir) {
+                let _ = coracle_runtime::remove_sandbox(&create_dir);
+                return Err(err);
+            }
+        }
+        Ok(())
     })
     .await
     .expect("sandbox task does not panic")?;
@@ -170,6 +189,7 @@ pub async fn create(
         attempt,
         dir,
         host_network,
+        shares_pid,
         ips,
         created_at: Timestamp::now(),
     };

@@ -101,6 +101,10 @@ pub struct SandboxRecord {
     pub dir: PathBuf,
     /// Whether the pod uses the host's network namespace.
     pub host_network: bool,
+    /// Whether the containers share one PID namespace (`shareProcessNamespace`), held by a
+    /// pause process; absent in state written before coracle supported it (false).
+    #[serde(default)]
+    pub shares_pid: bool,
     /// Pod IPs, IPv4 first.
     pub ips: Vec<String>,
     /// When the sandbox was created.

@@ -139,6 +139,24 @@ fn hierarchy_dirs(path: &str) -> Vec<PathBuf> {
         .collect()
 }
 
+/// Sends SIGKILL to every process in the cgroup at `path`: through `cgroup.kill` where the
+/// kernel has it (cgroup v2, Linux 5.14), else to each pid of `cgroup.procs`, which races with
+/// forks (as runc's fallback without a freezer does). A missing cgroup is fine.
+pub fn kill_all(path: &str) {
+    for dir in hierarchy_dirs(path) {
+        if std::fs::write(dir.join("cgroup.kill"), "1").is_ok() {
+            return;
+        }
+        let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+        for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+}
+
 /// Removes the (empty) cgroup at `path` from every hierarchy, e.g. a pod's parent cgroup once
 /// its containers are gone; a missing cgroup is fine.
 pub fn remove_cgroup(path: &str) -> std::io::Result<()> {

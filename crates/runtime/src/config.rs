@@ -63,7 +63,8 @@ pub enum Propagation {
     Bidirectional,
 }
 
-/// A pod sandbox: files holding the pod's network, IPC and UTS namespaces.
+/// A pod sandbox: files holding the pod's network, IPC and UTS namespaces, and its PID
+/// namespace if the pod shares one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SandboxNamespaces {
     /// The network namespace file (a bind mount of `/proc/<pid>/ns/net`), also `CNI_NETNS`.
@@ -72,6 +73,9 @@ pub struct SandboxNamespaces {
     pub ipc: PathBuf,
     /// The UTS namespace file.
     pub uts: PathBuf,
+    /// The PID namespace file when the pod shares one (`shareProcessNamespace`), whose PID 1
+    /// is the sandbox's pause process; `None` gives each container a PID namespace of its own.
+    pub pid: Option<PathBuf>,
 }
 
 /// Writes default `/etc/hosts`, `/etc/hostname` and `/etc/resolv.conf` files into `dir` and

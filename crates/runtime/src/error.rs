@@ -102,6 +102,15 @@ pub enum RuntimeError {
         source: serde_json::Error,
     },
 
+    /// The pause process of a sandbox with a shared PID namespace could not be started.
+    #[error("pause process of sandbox {dir} failed: {reason}")]
+    Pause {
+        /// The sandbox directory.
+        dir: PathBuf,
+        /// What happened.
+        reason: String,
+    },
+
     /// The shim process could not be started or died before reporting.
     #[error("shim of container \"{id}\" failed: {reason}")]
     Shim {

@@ -27,6 +27,8 @@
 //! RUN/containers/<id>/       libcontainer's state (RUN is e.g. /run/coracle)
 //! <log_path>                 the CRI log, where the caller wants it (kept by remove)
 //! <sandbox dir>/{net,ipc,uts} bind-mounted namespace files of a pod sandbox
+//! <sandbox dir>/pid          with a shared PID namespace: its file, held by the pause
+//!                            process recorded in pause.json (see [`pause`])
 //! ```
 //!
 //! # Caveats
@@ -47,6 +49,7 @@ pub mod exec;
 pub mod exec_shim;
 pub mod executor;
 pub mod logs;
+pub mod pause;
 pub mod rootfs;
 pub mod runtime;
 pub mod sandbox;

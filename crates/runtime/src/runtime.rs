@@ -51,6 +51,13 @@ impl ContainerRuntime {
         &self.inner.shim_exe
     }
 
+    /// Gives the sandbox in `sandbox_dir` a PID namespace that its containers share, held by a
+    /// pause process run from the `coracle` binary (see [`crate::pause`]); returns the
+    /// namespace file. Blocks until the pause process runs.
+    pub fn share_pid_namespace(&self, sandbox_dir: &Path) -> Result<PathBuf, RuntimeError> {
+        crate::pause::start(&self.inner.shim_exe, sandbox_dir)
+    }
+
     /// The directory of container `id`.
     pub fn container_dir(&self, id: &str) -> PathBuf {
         self.inner.containers.join(id)
@@ -124,6 +131,7 @@ impl ContainerRuntime {
             log_path: config.log_path.clone(),
             cgroups_path,
             stop_signal: stop_signal(&config.image_config) as i32,
+            kill_all_on_exit: config.sandbox.as_ref().is_some_and(|sb| sb.pid.is_some()),
         };
         state::write_record(dir, state::SHIM_CONFIG, &shim_config)?;
 

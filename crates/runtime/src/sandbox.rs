@@ -8,6 +8,13 @@
 //!
 //! With host networking the sandbox holds the host's network and UTS namespaces (the ones the
 //! calling process is in) and only a new IPC namespace.
+//!
+//! A pod with `shareProcessNamespace: true` also needs a PID namespace, which a file cannot
+//! hold: [`ContainerRuntime::share_pid_namespace`] adds a pause process to the sandbox (see
+//! [`crate::pause`]). Such a sandbox is lost when that process is gone, and
+//! [`remove_sandbox`] kills it. Other sandboxes have no process at all.
+//!
+//! [`ContainerRuntime::share_pid_namespace`]: crate::ContainerRuntime::share_pid_namespace
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -17,26 +24,29 @@ use nix::sys::wait::waitpid;
 use nix::unistd::{fork, pipe2, ForkResult};
 
 use crate::config::SandboxNamespaces;
+use crate::pause;
 use crate::rootfs::is_mount_point;
 use crate::RuntimeError;
 
 const NS_FILES: [&str; 3] = ["net", "ipc", "uts"];
 
-/// The namespace files of the sandbox in `dir` (whether or not they exist).
+/// The namespace files of the sandbox in `dir` (whether or not they exist); the PID namespace
+/// file only if the sandbox was given a pause process.
 pub fn sandbox_namespaces(dir: &Path) -> SandboxNamespaces {
     SandboxNamespaces {
         net: dir.join("net"),
         ipc: dir.join("ipc"),
         uts: dir.join("uts"),
+        pid: pause::has_pause(dir).then(|| dir.join(pause::PID_NS_FILE)),
     }
 }
 
-/// The sandbox in `dir` if its three namespace files are mounted (e.g. after a restart).
+/// The sandbox in `dir` if its three namespace files are mounted (e.g. after a restart) and,
+/// for a sandbox with a shared PID namespace, its pause process still runs.
 pub fn load_sandbox(dir: &Path) -> Option<SandboxNamespaces> {
-    NS_FILES
-        .iter()
-        .all(|f| is_mount_point(&dir.join(f)))
-        .then(|| sandbox_namespaces(dir))
+    let files = NS_FILES.iter().all(|f| is_mount_point(&dir.join(f)));
+    let pid = !pause::has_pause(dir) || pause::is_alive(dir);
+    (files && pid).then(|| sandbox_namespaces(dir))
 }
 
 /// Creates new namespaces held by bind-mounted files in `dir`; see the module docs.
@@ -194,9 +204,11 @@ unsafe fn loopback_up() -> bool {
     }
 }
 
-/// Unmounts and deletes the sandbox in `dir`; a missing or half-made sandbox is fine.
+/// Kills the sandbox's pause process if it has one, then unmounts and deletes the sandbox in
+/// `dir`; a missing or half-made sandbox is fine.
 pub fn remove_sandbox(dir: &Path) -> Result<(), RuntimeError> {
-    for name in NS_FILES {
+    pause::stop(dir)?;
+    for name in NS_FILES.iter().chain(&[pause::PID_NS_FILE]) {
         let file = dir.join(name);
         match umount2(&file, MntFlags::MNT_DETACH) {
             Ok(()) | Err(nix::Error::EINVAL) | Err(nix::Error::ENOENT) => {}
@@ -207,6 +219,15 @@ pub fn remove_sandbox(dir: &Path) -> Result<(), RuntimeError> {
                 })
             }
         }
+        match std::fs::remove_file(&file) {
+            Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
+                return Err(RuntimeError::io("cannot remove", file)(err))
+            }
+            _ => {}
+        }
+    }
+    for name in [pause::PAUSE_RECORD, pause::PAUSE_LOG] {
+        let file = dir.join(name);
         match std::fs::remove_file(&file) {
             Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
                 return Err(RuntimeError::io("cannot remove", file)(err))

@@ -10,7 +10,8 @@
 //!    `run_dir/containers`), its stdout and stderr on pipes;
 //! 4. reports `Started` or `Failed` with the runtime's own message as one JSON line on its
 //!    stdout, a pipe the caller reads, and writes `started.json`;
-//! 5. copies the container's output into the CRI log file until the init process exits;
+//! 5. copies the container's output into the CRI log file until the init process exits (in a
+//!    shared PID namespace it then kills what is left in the container's cgroup);
 //! 6. reads the OOM kill count of the cgroup, deletes the libcontainer state and the cgroup,
 //!    unmounts the rootfs, writes `exit.json`, and exits.
 //!
@@ -295,6 +296,11 @@ fn pump_until_exit(
             status = try_wait(init);
             if status.is_some() {
                 drain_until = Some(Instant::now() + DRAIN_TIMEOUT);
+                // In a shared PID namespace the init's exit leaves the other processes
+                // running (and holding the output pipes); the container ends with its init.
+                if config.kill_all_on_exit {
+                    cgroups::kill_all(&config.cgroups_path);
+                }
             }
         }
         let open = streams.iter().any(|(fd, _)| fd.is_some());

@@ -421,9 +421,14 @@ pub fn default_seccomp(caps: &[String]) -> Value {
     })
 }
 
-/// Mount and PID namespaces of its own; network, IPC and UTS from the sandbox if there is one.
+/// A mount namespace of its own; network, IPC and UTS from the sandbox if there is one; the
+/// sandbox's PID namespace if it shares one, else a PID namespace of its own.
 fn namespaces(sandbox: Option<&SandboxNamespaces>, unified_cgroups: bool) -> Value {
-    let mut list = vec![json!({ "type": "pid" }), json!({ "type": "mount" })];
+    let pid = match sandbox.and_then(|sb| sb.pid.as_ref()) {
+        Some(path) => json!({ "type": "pid", "path": path }),
+        None => json!({ "type": "pid" }),
+    };
+    let mut list = vec![pid, json!({ "type": "mount" })];
     match sandbox {
         Some(sb) => {
             list.push(json!({ "type": "network", "path": sb.net }));

@@ -272,6 +272,7 @@ fn sandbox_namespaces_are_joined_and_mounts_bound() {
         net: "/sb/net".into(),
         ipc: "/sb/ipc".into(),
         uts: "/sb/uts".into(),
+        pid: None,
     });
     cfg.mounts = vec![
         Mount {
@@ -304,6 +305,24 @@ fn sandbox_namespaces_are_joined_and_mounts_bound() {
         serde_json::json!(["rbind", "rprivate", "ro"])
     );
     assert_eq!(v["linux"]["rootfsPropagation"], "rshared");
+}
+
+#[test]
+fn a_shared_pid_namespace_is_joined_by_its_file() {
+    let mut cfg = config(Container::default());
+    cfg.sandbox = Some(SandboxNamespaces {
+        net: "/sb/net".into(),
+        ipc: "/sb/ipc".into(),
+        uts: "/sb/uts".into(),
+        pid: Some("/sb/pid".into()),
+    });
+    let v = value(&build_spec(&cfg).unwrap());
+    let ns = v["linux"]["namespaces"].as_array().unwrap();
+    let pid: Vec<_> = ns.iter().filter(|n| n["type"] == "pid").collect();
+    assert_eq!(
+        pid,
+        [&serde_json::json!({ "type": "pid", "path": "/sb/pid" })]
+    );
 }
 
 #[test]

@@ -36,6 +36,12 @@ pub struct ShimConfig {
     pub cgroups_path: String,
     /// The signal `stop` sends first (the image's STOPSIGNAL, else SIGTERM), as a number.
     pub stop_signal: i32,
+    /// The container joins a shared PID namespace, so its init is not PID 1 and the kernel does
+    /// not kill the rest of its processes when it exits: the shim kills its cgroup then, as
+    /// containerd does (libcontainer's cgroup removal would too, but only after the output
+    /// drain, while the leftovers keep running). Absent in records of older shims (false).
+    #[serde(default)]
+    pub kill_all_on_exit: bool,
 }
 
 /// A process identified by pid and start time, so that a reused pid is never mistaken for it.

@@ -4,6 +4,7 @@ pub mod convert;
 pub mod ctr;
 pub mod exec_shim;
 pub mod image;
+pub mod pause;
 pub mod run;
 pub mod server;
 pub mod shim;
