@@ -6,10 +6,12 @@
 //! integer 288, `yes` and `on` are `true`, and `<<` merges mappings. A YAML 1.2 reader sees the
 //! string `"0440"` there and the API server rejects the Pod; this module reads what kubectl reads.
 //!
-//! The work is done in go-yaml's two steps on top of saphyr-parser's event stream: the events of
+//! The work is done in go-yaml's two steps on top of libyaml-safer's event stream: the events of
 //! one document are composed into a node tree (anchors and aliases tied up), then each node is
 //! constructed into a `serde_json::Value` with go-yaml v2's scalar resolution and
-//! sigs.k8s.io/yaml's key conversion.
+//! sigs.k8s.io/yaml's key conversion. go-yaml is a Go port of libyaml and libyaml-safer a Rust
+//! one, so both accept the same syntax, including what YAML 1.2 tightened (a multi-line quoted
+//! scalar whose last line is not indented past its key, as Kubernetes' own 1.6 examples wrote).
 //!
 //! # Scalars
 //! A quoted or block (`|`, `>`) scalar is a string. A plain scalar is, in this order:
@@ -44,7 +46,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::rc::Rc;
 
-use saphyr_parser::{Event, Marker, Parser, ScalarStyle, ScanError, StrInput, Tag};
+use libyaml_safer::{Event, EventData, Mark, Parser, ScalarStyle};
 use serde_json::{Map, Number, Value};
 
 /// Deepest nesting of collections (aliases included) a document may have.
@@ -63,10 +65,11 @@ pub struct Position {
 }
 
 impl Position {
-    fn of(marker: &Marker) -> Self {
+    /// Where a libyaml mark is; its line and column count from 0.
+    fn of(mark: Mark) -> Self {
         Position {
-            line: marker.line(),
-            column: marker.col() + 1,
+            line: mark.line as usize + 1,
+            column: mark.column as usize + 1,
         }
     }
 }
@@ -146,12 +149,43 @@ pub enum YamlError {
     },
 }
 
-impl From<ScanError> for YamlError {
-    fn from(e: ScanError) -> Self {
-        YamlError::Syntax {
-            message: e.info().to_string(),
-            at: Position::of(e.marker()),
-        }
+impl YamlError {
+    /// libyaml's complaint about `text`, in the order PyYAML prints it: what the parser was
+    /// reading and where that began, then the problem, whose place ends the message.
+    fn syntax(e: &libyaml_safer::Error, text: &str) -> Self {
+        let message = match (e.context(), e.context_mark()) {
+            (Some(context), Some(mark)) => {
+                format!("{context} at {}, {}", Position::of(mark), e.problem())
+            }
+            _ => e.problem().to_string(),
+        };
+        // Only the reader's errors have no mark: it refuses control characters, and reads the
+        // whole text before the first event, so the first such character is the one.
+        let at = e
+            .problem_mark()
+            .map_or_else(|| refused_char(text), Position::of);
+        YamlError::Syntax { message, at }
+    }
+
+    /// An alias whose anchor is not defined earlier in its document.
+    fn unknown_anchor(anchor: &str, at: Position) -> Self {
+        let message = format!("unknown anchor {anchor:?} referenced");
+        YamlError::Syntax { message, at }
+    }
+}
+
+/// Where the first character that YAML does not allow in a stream is (line 1 if none is).
+fn refused_char(text: &str) -> Position {
+    let allowed = |c: char| {
+        matches!(c, '\t' | '\n' | '\r' | ' '..='~' | '\u{85}' | '\u{a0}'..='\u{d7ff}')
+            || matches!(c, '\u{e000}'..='\u{fffd}' | '\u{10000}'..)
+    };
+    let offset = text.find(|c| !allowed(c)).unwrap_or(0);
+    let before = &text[..offset];
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    Position {
+        line: before.matches('\n').count() + 1,
+        column: before[line_start..].chars().count() + 1,
     }
 }
 
@@ -159,15 +193,19 @@ impl From<ScanError> for YamlError {
 ///
 /// Iteration stops after the first error, so the error of item `n` belongs to document `n + 1`.
 pub fn documents(text: &str) -> Documents<'_> {
+    let mut parser = Parser::new();
+    parser.set_input(text.as_bytes());
     Documents {
-        parser: Parser::new_from_str(text),
+        text,
+        parser,
         done: false,
     }
 }
 
 /// Iterator returned by [`documents`].
 pub struct Documents<'a> {
-    parser: Parser<'a, StrInput<'a>>,
+    text: &'a str,
+    parser: Parser<&'a [u8]>,
     done: bool,
 }
 
@@ -178,7 +216,7 @@ impl Iterator for Documents<'_> {
         if self.done {
             return None;
         }
-        let read = compose_next(&mut self.parser).and_then(|root| match root {
+        let read = compose_next(&mut self.parser, self.text).and_then(|root| match root {
             Some(node) => Constructor::default().value(&node).map(Some),
             None => Ok(None),
         });
@@ -219,45 +257,52 @@ enum NodeKind {
 enum Open {
     Sequence {
         at: Position,
-        anchor: usize,
+        anchor: Option<String>,
         items: Vec<Node>,
     },
     Mapping {
         at: Position,
-        anchor: usize,
+        anchor: Option<String>,
         entries: Vec<(Node, Node)>,
         key: Option<Node>,
     },
 }
 
+impl Open {
+    fn anchor(&self) -> Option<&str> {
+        match self {
+            Open::Sequence { anchor, .. } | Open::Mapping { anchor, .. } => anchor.as_deref(),
+        }
+    }
+}
+
 /// Reads the events of the next document into its root node; `None` at the end of the stream.
-fn compose_next(parser: &mut Parser<'_, StrInput<'_>>) -> Result<Option<Node>, YamlError> {
+fn compose_next(parser: &mut Parser<&[u8]>, text: &str) -> Result<Option<Node>, YamlError> {
     // Anchors are scoped to their document, as kubectl parses each document on its own.
-    let mut anchors: HashMap<usize, Rc<Node>> = HashMap::new();
+    let mut anchors: HashMap<String, Rc<Node>> = HashMap::new();
     let mut open: Vec<Open> = Vec::new();
     let mut root = None;
-    let mut started = false;
 
-    while let Some(event) = parser.next_event() {
-        let (event, span) = event?;
-        let at = Position::of(&span.start);
-        let (node, anchor) = match event {
-            Event::StreamStart | Event::Nothing => continue,
-            Event::DocumentStart(_) => {
-                started = true;
-                continue;
-            }
-            Event::DocumentEnd => return Ok(Some(root.unwrap_or_else(|| empty(at)))),
-            Event::StreamEnd => return Ok(started.then(|| root.unwrap_or_else(|| empty(at)))),
-            Event::SequenceStart(..) | Event::MappingStart(..) if open.len() >= MAX_DEPTH => {
+    loop {
+        let Event {
+            data, start_mark, ..
+        } = parser.parse().map_err(|e| YamlError::syntax(&e, text))?;
+        let at = Position::of(start_mark);
+        let (node, anchor) = match data {
+            EventData::StreamStart { .. } | EventData::DocumentStart { .. } => continue,
+            EventData::DocumentEnd { .. } => return Ok(Some(root.unwrap_or_else(|| empty(at)))),
+            EventData::StreamEnd => return Ok(None),
+            EventData::SequenceStart { .. } | EventData::MappingStart { .. }
+                if open.len() >= MAX_DEPTH =>
+            {
                 return Err(YamlError::TooDeep { at });
             }
-            Event::SequenceStart(anchor, _) => {
+            EventData::SequenceStart { anchor, .. } => {
                 let items = Vec::new();
                 open.push(Open::Sequence { at, anchor, items });
                 continue;
             }
-            Event::MappingStart(anchor, _) => {
+            EventData::MappingStart { anchor, .. } => {
                 let (entries, key) = (Vec::new(), None);
                 open.push(Open::Mapping {
                     at,
@@ -267,7 +312,7 @@ fn compose_next(parser: &mut Parser<'_, StrInput<'_>>) -> Result<Option<Node>, Y
                 });
                 continue;
             }
-            Event::SequenceEnd | Event::MappingEnd => match open.pop() {
+            EventData::SequenceEnd | EventData::MappingEnd => match open.pop() {
                 Some(Open::Sequence { at, anchor, items }) => {
                     let kind = NodeKind::Sequence(items);
                     (Node { kind, at }, anchor)
@@ -283,26 +328,35 @@ fn compose_next(parser: &mut Parser<'_, StrInput<'_>>) -> Result<Option<Node>, Y
                 }
                 None => continue,
             },
-            Event::Scalar(text, style, anchor, tag) => {
+            EventData::Scalar {
+                anchor,
+                tag,
+                value,
+                style,
+                ..
+            } => {
                 let kind = NodeKind::Scalar {
-                    text: text.into_owned(),
+                    text: value,
                     plain: style == ScalarStyle::Plain,
                     tag: tag.map(|t| short_tag(&t)),
                 };
                 (Node { kind, at }, anchor)
             }
-            // The parser has checked that the anchor exists; it is missing here only while
-            // the node it names is still open, i.e. the alias is inside it.
-            Event::Alias(id) => match anchors.get(&id) {
-                Some(target) => {
-                    let kind = NodeKind::Alias(Rc::clone(target));
-                    (Node { kind, at }, 0)
+            // libyaml leaves anchors to its caller. An anchor of a collection still open is
+            // looked at first: the alias is inside the node it names.
+            EventData::Alias { anchor } => {
+                if open.iter().any(|o| o.anchor() == Some(&anchor)) {
+                    return Err(YamlError::RecursiveAlias { at });
                 }
-                None => return Err(YamlError::RecursiveAlias { at }),
-            },
+                let target = anchors
+                    .get(&anchor)
+                    .ok_or_else(|| YamlError::unknown_anchor(&anchor, at))?;
+                let kind = NodeKind::Alias(Rc::clone(target));
+                (Node { kind, at }, None)
+            }
         };
 
-        if anchor != 0 {
+        if let Some(anchor) = anchor {
             anchors.insert(anchor, Rc::new(node.clone()));
         }
         match open.last_mut() {
@@ -314,7 +368,6 @@ fn compose_next(parser: &mut Parser<'_, StrInput<'_>>) -> Result<Option<Node>, Y
             None => root = Some(node),
         }
     }
-    Ok(None)
 }
 
 /// The node of an empty document.
@@ -324,12 +377,11 @@ fn empty(at: Position) -> Node {
     Node { kind, at }
 }
 
-/// `!!int` for YAML's core tags, the tag as written otherwise.
-fn short_tag(tag: &Tag) -> String {
-    if tag.is_yaml_core_schema() {
-        format!("!!{}", tag.suffix)
-    } else {
-        tag.to_string()
+/// `!!int` for YAML's core tags, the tag as libyaml resolved it otherwise.
+fn short_tag(tag: &str) -> String {
+    match tag.strip_prefix("tag:yaml.org,2002:") {
+        Some(suffix) => format!("!!{suffix}"),
+        None => tag.to_string(),
     }
 }
 

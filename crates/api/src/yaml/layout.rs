@@ -2,11 +2,11 @@
 //!
 //! [`documents`](super::documents) reads values; this module keeps what that loses: the byte
 //! offset, line and column of every node, which collections are written in flow style (`{…}`,
-//! `[…]`), and where each mapping ends. Only start positions are kept, since saphyr-parser's
-//! end positions run on over trailing comments; callers find where an entry ends from the lines
-//! of the text (see [`Lines`]).
+//! `[…]`), and where each mapping ends. Only start positions are kept, since a block
+//! collection's end position (libyaml's) lies at the next token, past trailing comments; callers
+//! find where an entry ends from the lines of the text (see [`Lines`]).
 
-use saphyr_parser::{Event, Marker, Parser, ScalarStyle};
+use libyaml_safer::{Event, EventData, MappingStyle, Parser, ScalarStyle, SequenceStyle};
 
 use super::YamlError;
 
@@ -129,20 +129,17 @@ impl<'a> Lines<'a> {
         let line = &self.text[self.start(line).min(end)..end];
         line.trim_end_matches(['\n', '\r'])
     }
+}
 
-    /// Where the parser's 1-based line and 0-based character column are.
-    fn mark(&self, marker: &Marker) -> Mark {
-        let line = marker.line().saturating_sub(1);
-        let start = self.start(line);
-        let rest = &self.text[start..];
-        let within = rest
-            .char_indices()
-            .nth(marker.col())
-            .map_or(rest.len(), |(i, _)| i);
+impl Mark {
+    /// A libyaml mark in `text`. Its index counts bytes (as the edits need) but starts after a
+    /// byte order mark, which the reader drops; its line and column count from 0.
+    fn of(mark: libyaml_safer::Mark, text: &str) -> Self {
+        let bom = if text.starts_with('\u{feff}') { 3 } else { 0 };
         Mark {
-            offset: start + within,
-            line,
-            column: marker.col(),
+            offset: bom + mark.index as usize,
+            line: mark.line as usize,
+            column: mark.column as usize,
         }
     }
 }
@@ -156,40 +153,34 @@ enum Open {
 /// The root node of each document of `text`, in the order [`super::documents`] reads them;
 /// `None` for an empty document.
 pub fn documents(text: &str) -> Result<Vec<Option<Node>>, YamlError> {
-    let lines = Lines::new(text);
-    let mut parser = Parser::new_from_str(text);
+    let mut parser = Parser::new();
+    parser.set_input(text.as_bytes());
     let mut docs = Vec::new();
     let mut open: Vec<Open> = Vec::new();
     let mut root = None;
-    let mut started = false;
 
-    while let Some(event) = parser.next_event() {
-        let (event, span) = event?;
-        let at = lines.mark(&span.start);
-        let flow = text[at.offset..].starts_with(['{', '[']);
-        let node = match event {
-            Event::DocumentStart(_) => {
-                started = true;
+    loop {
+        let Event {
+            data, start_mark, ..
+        } = parser.parse().map_err(|e| YamlError::syntax(&e, text))?;
+        let at = Mark::of(start_mark, text);
+        let node = match data {
+            EventData::DocumentEnd { .. } => {
+                docs.push(root.take());
                 continue;
             }
-            Event::DocumentEnd => {
-                docs.push(root.take());
-                started = false;
-                continue;
-            }
-            Event::StreamEnd if started => {
-                docs.push(root.take());
-                break;
-            }
-            Event::SequenceStart(..) => {
+            EventData::StreamEnd => break,
+            EventData::SequenceStart { style, .. } => {
+                let flow = style == SequenceStyle::Flow;
                 open.push(Open::Sequence(at, flow, Vec::new()));
                 continue;
             }
-            Event::MappingStart(..) => {
+            EventData::MappingStart { style, .. } => {
+                let flow = style == MappingStyle::Flow;
                 open.push(Open::Mapping(at, flow, Vec::new(), None));
                 continue;
             }
-            Event::SequenceEnd | Event::MappingEnd => match open.pop() {
+            EventData::SequenceEnd | EventData::MappingEnd => match open.pop() {
                 Some(Open::Sequence(start, flow, items)) => Node {
                     start,
                     kind: Kind::Sequence { flow, items },
@@ -204,18 +195,15 @@ pub fn documents(text: &str) -> Result<Vec<Option<Node>>, YamlError> {
                 },
                 None => continue,
             },
-            Event::Scalar(text, style, ..) => Node {
+            EventData::Scalar { value, style, .. } => Node {
                 start: at,
-                kind: Kind::Scalar {
-                    text: text.into_owned(),
-                    style,
-                },
+                kind: Kind::Scalar { text: value, style },
             },
-            Event::Alias(_) => Node {
+            EventData::Alias { .. } => Node {
                 start: at,
                 kind: Kind::Alias,
             },
-            Event::StreamStart | Event::StreamEnd | Event::Nothing => continue,
+            EventData::StreamStart { .. } | EventData::DocumentStart { .. } => continue,
         };
 
         match open.last_mut() {
