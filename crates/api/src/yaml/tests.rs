@@ -308,3 +308,72 @@ fn a_yaml_1_1_directive_is_accepted() {
         json!({"v": 288})
     );
 }
+
+/// Kubernetes 1.6's example of init containers in an annotation, as its docs wrote it: the
+/// quoted JSON closes at the key's indentation, which YAML 1.2 forbids and libyaml accepts.
+pub(crate) const INIT_ANNOTATION_POD: &str = r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: init-demo
+  annotations:
+    pod.beta.kubernetes.io/init-containers: '[
+        {
+            "name": "install",
+            "image": "busybox",
+            "command": ["sh", "-c", "echo installed"]
+        }
+    ]'
+spec:
+  containers:
+  - {name: app, image: busybox}
+"#;
+
+#[test]
+fn a_quoted_scalar_may_close_at_its_keys_indentation() {
+    let pod = read(INIT_ANNOTATION_POD).unwrap();
+    let annotation = &pod["metadata"]["annotations"]["pod.beta.kubernetes.io/init-containers"];
+    let containers: Value = serde_json::from_str(annotation.as_str().unwrap()).unwrap();
+    assert_eq!(containers[0]["name"], "install");
+    assert_eq!(pod["spec"]["containers"][0]["image"], "busybox");
+}
+
+#[test]
+fn syntax_errors_name_what_was_being_parsed() {
+    let err = read("a: [1, 2\nb: 3\n").unwrap_err().to_string();
+    assert!(
+        err.starts_with("while parsing a flow sequence at line 1 column 4, "),
+        "{err}"
+    );
+    assert!(err.ends_with("at line 2 column 2"), "{err}");
+}
+
+#[test]
+fn an_unknown_anchor_is_an_error() {
+    let err = read("a: *nowhere\n").unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "unknown anchor \"nowhere\" referenced at line 1 column 4"
+    );
+}
+
+#[test]
+fn a_control_character_is_refused_where_it_is() {
+    let err = read("a: 1\nb: x\u{7}y\n").unwrap_err();
+    let YamlError::Syntax { at, .. } = err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(at, Position { line: 2, column: 5 });
+}
+
+#[test]
+fn layout_offsets_count_bytes() {
+    let text = "\u{feff}é: ü\nkey: [1]\n";
+    let docs = layout::documents(text).unwrap();
+    let root = docs[0].as_ref().unwrap();
+    let value = root.get("key").unwrap();
+    assert!(text[value.start.offset..].starts_with("[1]"));
+    assert!(value.is_flow());
+    assert_eq!((value.start.line, value.start.column), (1, 5));
+    let (_, u) = &root.entries().unwrap()[0];
+    assert!(text[u.start.offset..].starts_with('ü'));
+}

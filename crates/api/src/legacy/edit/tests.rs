@@ -274,3 +274,28 @@ fn bad_annotation_json_names_the_document() {
         "{err:?}"
     );
 }
+
+#[test]
+fn a_quoted_annotation_closing_at_its_keys_indentation_is_cut_whole() {
+    let text = "\
+kind: Pod
+metadata:
+  name: init-demo
+  annotations:
+    pod.beta.kubernetes.io/init-containers: '[
+        {\"name\": \"install\", \"image\": \"busybox\"}
+    ]'
+spec:
+  containers:
+  - {name: app, image: busybox}
+";
+    let converted = convert(text);
+    let out = &converted.text;
+    assert!(!out.contains("annotations") && !out.contains("]'"), "{out}");
+    assert!(
+        out.starts_with("kind: Pod\nmetadata:\n  name: init-demo\nspec:\n"),
+        "{out}"
+    );
+    let pod = &read(out)[0];
+    assert_eq!(pod["spec"]["initContainers"][0]["name"], "install");
+}
