@@ -138,6 +138,49 @@ fn convert_in_place_rewrites_only_files_that_need_it() {
     );
 }
 
+/// Kubernetes 1.6's init-container example as its docs wrote it: the quoted JSON closes at the
+/// key's indentation, which kubectl's go-yaml accepts and YAML 1.2 parsers refuse.
+const INIT_DEMO: &str = r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: init-demo
+  annotations:
+    pod.beta.kubernetes.io/init-containers: '[
+        {
+            "name": "install",
+            "image": "busybox",
+            "command": ["sh", "-c", "echo installed"]
+        }
+    ]'
+spec:
+  containers:
+  - {name: app, image: busybox}
+"#;
+
+#[test]
+fn convert_reads_a_quoted_annotation_closing_at_its_keys_indentation() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("init-demo.yaml");
+    std::fs::write(&file, INIT_DEMO).unwrap();
+
+    let out = coracle(&["convert", file.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(!stdout.contains("annotations:"), "{stdout}");
+    let head = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: init-demo\nspec:\n";
+    assert!(stdout.starts_with(head), "{stdout}");
+    assert!(
+        stdout.ends_with("  - {name: app, image: busybox}\n"),
+        "{stdout}"
+    );
+    let mut objs = load_documents(&stdout, "stdout").unwrap();
+    assert_eq!(init_names(&mut objs[0]), ["install"]);
+}
+
 #[test]
 fn convert_rejects_unparsable_yaml_naming_file_and_document() {
     let dir = tempfile::tempdir().unwrap();

@@ -199,3 +199,44 @@ spec:
     );
     assert!(stdout.contains("legacy: Init:0/1"), "{stdout}");
 }
+
+#[test]
+fn legacy_annotation_closing_at_its_keys_indentation_runs() {
+    // Kubernetes 1.6's docs wrote the annotation's JSON over several lines and closed the
+    // quote at the key's indentation; kubectl reads that, so coracle must too.
+    let env = Env::new();
+    let file = env.manifest(
+        "pod.yaml",
+        r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: init-demo
+  annotations:
+    pod.beta.kubernetes.io/init-containers: '[
+        {
+            "name": "install",
+            "image": "busybox",
+            "imagePullPolicy": "IfNotPresent",
+            "command": ["sh", "-c", "echo installed"]
+        }
+    ]'
+spec:
+  restartPolicy: Never
+  containers:
+  - {name: app, image: busybox, imagePullPolicy: IfNotPresent, command: [sh, -c, "echo app"]}
+"#,
+    );
+    let out = env.run(
+        &["--logs", "--no-network", file.to_str().unwrap()],
+        secs(30),
+    );
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(stdout.contains("[init-demo/install] installed"), "{stdout}");
+    assert!(stdout.contains("[init-demo/app] app"), "{stdout}");
+}
