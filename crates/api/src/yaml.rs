@@ -50,7 +50,11 @@ use libyaml_safer::{Event, EventData, Mark, Parser, ScalarStyle};
 use serde_json::{Map, Number, Value};
 
 /// Deepest nesting of collections (aliases included) a document may have.
-pub const MAX_DEPTH: usize = 1000;
+///
+/// Turning a document into a value recurses once per level, so the limit must stay well
+/// inside a 2 MiB thread stack in a debug build (about 700 levels overflowed one); no
+/// Kubernetes object comes near 100.
+pub const MAX_DEPTH: usize = 200;
 
 /// Most nodes that aliases may expand to in one document, against "billion laughs" documents.
 pub const MAX_ALIAS_NODES: usize = 1_000_000;

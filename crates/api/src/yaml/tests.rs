@@ -265,6 +265,13 @@ fn deep_nesting_is_an_error_not_a_crash() {
     let flow = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
     let err = read(&flow).unwrap_err();
     assert!(matches!(err, YamlError::TooDeep { .. }), "{err}");
+    // Just inside the limit reads, on a thread with the 2 MiB stack tokio's workers have.
+    let nested = format!("{}x\n", "- ".repeat(MAX_DEPTH - 1));
+    let read_on_small_stack = std::thread::Builder::new()
+        .stack_size(2 << 20)
+        .spawn(move || read(&nested).is_ok())
+        .unwrap();
+    assert!(read_on_small_stack.join().unwrap());
 }
 
 #[test]
