@@ -72,6 +72,11 @@ impl Kubelet {
         observer: Arc<dyn PodObserver>,
         shim_exe: PathBuf,
     ) -> Result<Kubelet, KubeletError> {
+        // Image names are checked with the reference grammar's regex, which takes tens of
+        // milliseconds to compile on first use. Compile it now on a thread of its own, while
+        // the first pod's sandbox and network are set up, rather than on the path to its
+        // first container.
+        std::thread::spawn(|| coracle_image::normalize_reference("busybox").is_ok());
         let runtime = ContainerRuntime::new(&config.data_dir, &config.run_dir, shim_exe);
         let images = ImageStore::open(&config.data_dir)?;
         let network = match network.map(PodNetwork::new) {
