@@ -125,8 +125,23 @@ impl Server {
 }
 
 impl Drop for Server {
-    /// Stops the server as [`Server::stop`] does; its pods' containers outlive it.
+    /// Deletes the pods still there, so that their containers do not outlive the test (a
+    /// server stopped with [`Server::stop`] leaves them to the next one), then stops it.
     fn drop(&mut self) {
+        if self.child.is_some() {
+            let _ = self
+                .command(&[
+                    "delete",
+                    "pods",
+                    "--all",
+                    "--all-namespaces",
+                    "--grace-period=1",
+                    "--timeout=30s",
+                ])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status();
+        }
         self.terminate();
     }
 }
