@@ -84,10 +84,34 @@ fn pods_get_bridge_addresses_reach_each_other_and_host_network_pods_see_the_node
         ],
         secs(60),
     );
-    // The bridge plugin leaves the bridge in place after the last pod: remove ours.
+    // The bridge plugin leaves the bridge in place after the last pod, and coracle leaves the
+    // network's masquerade chain for the next run: remove ours.
     let _ = std::process::Command::new("ip")
         .args(["link", "del", BRIDGE])
         .status();
+    let chain = format!("CORACLE-MASQ-{BRIDGE}");
+    let comment = format!("coracle pod network {BRIDGE}");
+    for args in [
+        &[
+            "-D",
+            "POSTROUTING",
+            "-s",
+            CIDR,
+            "-m",
+            "comment",
+            "--comment",
+            &comment,
+            "-j",
+            &chain,
+        ][..],
+        &["-F", &chain][..],
+        &["-X", &chain][..],
+    ] {
+        let _ = std::process::Command::new("iptables")
+            .args(["-w", "-t", "nat"])
+            .args(args)
+            .status();
+    }
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(

@@ -173,8 +173,9 @@ pub(crate) struct DefaultNetwork<'a> {
 
 /// The network coracle uses when the user supplies none: every pod gets a veth pair on one
 /// bridge, an address from the pod CIDR and a default route through the bridge, which is the
-/// node's address on the pod network. Traffic leaving the node is masqueraded (`ipMasq`), as
-/// podman's default network does, so pods reach the outside without routes elsewhere.
+/// node's address on the pod network. Traffic leaving the node is masqueraded by the node's
+/// own rules ([`crate::masquerade`]) rather than the plugin's per-pod `ipMasq`, as podman's
+/// default network does, so pods reach the outside without routes elsewhere.
 /// `hairpinMode` lets a pod reach itself through its own hostPort.
 /// `portmap` follows for `hostPort`s.
 pub(crate) fn default_network(settings: &DefaultNetwork<'_>) -> NetworkList {
@@ -186,7 +187,7 @@ pub(crate) fn default_network(settings: &DefaultNetwork<'_>) -> NetworkList {
         "type": "bridge",
         "bridge": settings.bridge,
         "isGateway": true,
-        "ipMasq": true,
+        "ipMasq": false,
         "hairpinMode": true,
         "ipam": {
             "type": "host-local",
@@ -293,13 +294,14 @@ mod tests {
     }
 
     #[test]
-    fn default_bridge_is_a_masquerading_gateway_with_host_local_in_the_data_dir() {
+    fn default_bridge_is_a_gateway_that_leaves_masquerading_to_the_node_with_host_local_in_the_data_dir(
+    ) {
         let list = default_list();
         let bridge = Value::Object(list.plugins[0].clone());
 
         assert_eq!(bridge["bridge"], "coracle0");
         assert_eq!(bridge["isGateway"], true);
-        assert_eq!(bridge["ipMasq"], true);
+        assert_eq!(bridge["ipMasq"], false);
         assert_eq!(bridge["hairpinMode"], true);
         assert_eq!(bridge["ipam"]["type"], "host-local");
         assert_eq!(bridge["ipam"]["ranges"][0][0]["subnet"], "10.88.0.0/16");

@@ -16,6 +16,15 @@ use crate::result::PluginError;
 /// Why a pod network operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum NetworkError {
+    /// The node's masquerade rules for the pod network could not be set up.
+    #[error("cannot set up the pod network's masquerade rules: {command}: {reason}")]
+    Masquerade {
+        /// The iptables command that failed.
+        command: String,
+        /// Its complaint.
+        reason: String,
+    },
+
     /// A plugin named by the network configuration is in none of the plugin directories.
     #[error(
         "cni plugin {plugin:?} not found in {dirs} \

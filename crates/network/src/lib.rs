@@ -50,7 +50,9 @@
 //!
 //! Without a user configuration, pods join the network `coracle`: the `bridge` plugin puts
 //! every pod on the Linux bridge `coracle0`, which is the pods' gateway (`isGateway`), with
-//! outgoing traffic masqueraded behind the node's address (`ipMasq`) and hairpin mode on;
+//! outgoing traffic masqueraded behind the node's address by one chain of the node's own
+//! (`CORACLE-MASQ-coracle0`, see [`masquerade`]) instead of the plugin's per-pod `ipMasq`,
+//! and hairpin mode on;
 //! `host-local` hands out addresses from the pod CIDR (default `10.88.0.0/16`, see
 //! [`NetworkConfig::pod_cidr`]) and keeps its allocations under the state directory, not in
 //! `/var/lib/cni`; `portmap` implements `hostPort`s with iptables DNAT rules. Enabling the
@@ -99,6 +101,7 @@ mod error;
 mod exec;
 mod host;
 mod leftovers;
+pub mod masquerade;
 mod netns;
 mod pod_network;
 mod result;

@@ -17,8 +17,10 @@ use crate::conflist::{default_network, loopback_network, DefaultNetwork, Network
 use crate::error::NetworkError;
 use crate::exec::Executor;
 use crate::result::CniResult;
+use ipnet::IpNet;
+
 use crate::types::{NetworkConfig, PodNetworkStatus, PodRef, PortMapping, POD_INTERFACE};
-use crate::{host, leftovers, netns};
+use crate::{host, leftovers, masquerade, netns};
 
 /// The interface the loopback network configures.
 const LOOPBACK_INTERFACE: &str = "lo";
@@ -37,6 +39,11 @@ struct Inner {
     cache: ResultCache,
     /// One lock per sandbox: the spec forbids parallel operations on one container.
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// The default network's bridge and pod CIDR, whose masquerade rules the node sets up
+    /// (`None` for a network the user configured, which masquerades as it says).
+    masquerade: Option<(String, IpNet)>,
+    /// Whether the masquerade rules were checked by this process.
+    masquerade_ready: tokio::sync::OnceCell<()>,
 }
 
 impl PodNetwork {
@@ -67,6 +74,11 @@ impl PodNetwork {
                 executor,
                 cache: ResultCache::new(&config.state_dir),
                 locks: Mutex::default(),
+                masquerade: config
+                    .conflist
+                    .is_none()
+                    .then(|| (config.bridge_name.clone(), config.pod_cidr)),
+                masquerade_ready: tokio::sync::OnceCell::new(),
             }),
         })
     }
@@ -92,6 +104,7 @@ impl PodNetwork {
 
         let capability_args = capability_args(port_mappings);
         let attached = async {
+            inner.ensure_masquerade().await?;
             inner
                 .attach(&inner.loopback, LOOPBACK_INTERFACE, pod, netns, &Map::new())
                 .await?;
@@ -203,27 +216,42 @@ impl Inner {
         Ok(result)
     }
 
+    /// Sets up the node's masquerade rules of the default network, once per process.
+    async fn ensure_masquerade(&self) -> Result<(), NetworkError> {
+        let Some((bridge, cidr)) = &self.masquerade else {
+            return Ok(());
+        };
+        self.masquerade_ready
+            .get_or_try_init(|| masquerade::ensure(bridge, cidr))
+            .await
+            .map(drop)
+    }
+
     /// `DEL` both attachments, the pod network first. Both are tried even if the first fails.
     async fn detach_all(&self, pod: &PodRef, netns: Option<&Path>) -> Result<(), NetworkError> {
         let network = self.detach(&self.network, POD_INTERFACE, pod, netns).await;
-        if network.is_ok() {
+        // Only an attachment made with the plugin's own `ipMasq` (by an earlier coracle, or a
+        // user's configuration) can leave masquerade rules behind.
+        if let Ok(true) = network {
             leftovers::remove_masquerade_rules(&self.network.name, &pod.sandbox_id).await;
         }
+        let network = network.map(drop);
         let loopback = self
             .detach(&self.loopback, LOOPBACK_INTERFACE, pod, netns)
             .await;
-        network.and(loopback)
+        network.and(loopback.map(drop))
     }
 
     /// `DEL` one attachment with what is known: the cached configuration, arguments and result
     /// when there is a cache entry, else the current configuration and no previous result.
+    /// Returns whether that configuration had the bridge plugin masquerade (`ipMasq`).
     async fn detach(
         &self,
         current: &NetworkList,
         ifname: &str,
         pod: &PodRef,
         netns: Option<&Path>,
-    ) -> Result<(), NetworkError> {
+    ) -> Result<bool, NetworkError> {
         let cached = self.cache.read(&current.name, &pod.sandbox_id, ifname)?;
         let known = Known::from_cache(cached, current, pod);
 
@@ -247,7 +275,12 @@ impl Inner {
 
         self.cache.remove(&current.name, &pod.sandbox_id, ifname)?;
         tracing::debug!(pod = %pod, network = current.name, ifname, "cni del done");
-        Ok(())
+        let ip_masq = known
+            .list
+            .plugins
+            .iter()
+            .any(|p| p.get("ipMasq").and_then(serde_json::Value::as_bool) == Some(true));
+        Ok(ip_masq)
     }
 
     /// `CHECK` one attachment against its cached result.

@@ -40,6 +40,51 @@ async fn add_gives_the_pod_an_address_in_the_cidr_and_brings_lo_up() {
 }
 
 #[tokio::test]
+async fn traffic_leaving_the_pod_network_is_masqueraded_by_one_node_rule_not_per_pod_chains() {
+    let net = TestNetwork::new();
+    let (ns1, ns2) = (Netns::new(), Netns::new());
+    let (a, b) = (net.pod("masq-a"), net.pod("masq-b"));
+    net.network.setup(&a, &ns1.path(), &[]).await.unwrap();
+    net.network.setup(&b, &ns2.path(), &[]).await.unwrap();
+
+    let chain = format!("CORACLE-MASQ-{}", net.bridge);
+    let rules = nat_rules();
+    let lines: Vec<&str> = rules.lines().filter(|l| l.contains(&chain)).collect();
+    assert!(
+        lines.contains(&format!("-A {chain} -d {} -j RETURN", net.cidr).as_str()),
+        "{rules}"
+    );
+    assert!(
+        lines.contains(&format!("-A {chain} -j MASQUERADE").as_str()),
+        "{rules}"
+    );
+    let jumps = lines
+        .iter()
+        .filter(|l| l.starts_with("-A POSTROUTING") && l.contains(&net.cidr.to_string()))
+        .count();
+    assert_eq!(
+        jumps, 1,
+        "one jump for the network, whatever the pods: {rules}"
+    );
+    for pod in [&a, &b] {
+        assert!(!rules.contains(&pod.sandbox_id), "a per-pod rule: {rules}");
+    }
+
+    // A second process finds the rules as they should be and leaves them alone.
+    let again = coracle_network::PodNetwork::new(net.config()).unwrap();
+    let c = net.pod("masq-c");
+    let ns3 = Netns::new();
+    again.setup(&c, &ns3.path(), &[]).await.unwrap();
+    let after = nat_rules();
+    assert_eq!(
+        after.lines().filter(|l| l.contains(&chain)).count(),
+        lines.len(),
+        "{after}"
+    );
+    again.teardown(&c, Some(&ns3.path())).await.unwrap();
+}
+
+#[tokio::test]
 async fn two_pods_on_the_bridge_reach_each_other_and_the_node() {
     let net = TestNetwork::new();
     let (ns1, ns2) = (Netns::new(), Netns::new());

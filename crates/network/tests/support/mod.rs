@@ -193,6 +193,7 @@ impl Drop for TestNetwork {
     fn drop(&mut self) {
         // DEL every pod from a thread with its own runtime: Drop may run inside a tokio test.
         let network = self.network.clone();
+        let (bridge, cidr) = (self.bridge.clone(), self.cidr);
         let pods = std::mem::take(&mut *self.pods.lock().unwrap());
         let cleanup = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
@@ -203,6 +204,9 @@ impl Drop for TestNetwork {
                 if let Err(e) = runtime.block_on(network.teardown(&pod, None)) {
                     eprintln!("cleanup of pod {pod}: {e}");
                 }
+            }
+            if let Err(e) = runtime.block_on(coracle_network::masquerade::remove(&bridge, &cidr)) {
+                eprintln!("cleanup of the masquerade rules of {bridge}: {e}");
             }
         });
         let _ = cleanup.join();
