@@ -17,13 +17,8 @@ use crate::result::PluginError;
 #[derive(Debug, thiserror::Error)]
 pub enum NetworkError {
     /// The node's masquerade rules for the pod network could not be set up.
-    #[error("cannot set up the pod network's masquerade rules: {command}: {reason}")]
-    Masquerade {
-        /// The iptables command that failed.
-        command: String,
-        /// Its complaint.
-        reason: String,
-    },
+    #[error("cannot set up the pod network's masquerade rules")]
+    Masquerade(#[from] crate::iptables::IptablesError),
 
     /// A plugin named by the network configuration is in none of the plugin directories.
     #[error(

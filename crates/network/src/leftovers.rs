@@ -8,7 +8,7 @@
 //! coracle deletes any rule of exactly the bridge plugin's shape that still carries the pod's tag.
 //! This is best effort: failures are logged, never returned.
 
-use tokio::process::Command;
+use crate::iptables::{output, run, IptablesError};
 
 /// Deletes leftover masquerade rules of one attachment, for IPv4 and IPv6.
 pub(crate) async fn remove_masquerade_rules(network: &str, container_id: &str) {
@@ -19,18 +19,12 @@ pub(crate) async fn remove_masquerade_rules(network: &str, container_id: &str) {
     }
 }
 
-async fn sweep(tool: &str, network: &str, container_id: &str) -> std::io::Result<()> {
-    let listing = Command::new(tool)
-        .args(["-w", "-t", "nat", "-S", "POSTROUTING"])
-        .output()
-        .await;
-    let listing = match listing {
-        Ok(listing) if listing.status.success() => listing,
+async fn sweep(tool: &str, network: &str, container_id: &str) -> Result<(), IptablesError> {
+    let Ok(text) = output(tool, &["-t", "nat", "-S", "POSTROUTING"]).await else {
         // No such tool, or no nat table for this family: nothing can be left over.
-        _ => return Ok(()),
+        return Ok(());
     };
     let comment = format!("name: \"{network}\" id: \"{container_id}\"");
-    let text = String::from_utf8_lossy(&listing.stdout);
 
     for (source, chain) in text
         .lines()
@@ -46,13 +40,13 @@ async fn sweep(tool: &str, network: &str, container_id: &str) -> std::io::Result
             "-j",
             chain,
         ];
-        iptables(
+        run(
             tool,
             &[&["-t", "nat", "-D", "POSTROUTING"][..], &rule[..]].concat(),
         )
         .await?;
-        iptables(tool, &["-t", "nat", "-F", chain]).await?;
-        iptables(tool, &["-t", "nat", "-X", chain]).await?;
+        run(tool, &["-t", "nat", "-F", chain]).await?;
+        run(tool, &["-t", "nat", "-X", chain]).await?;
         tracing::info!(
             network,
             container_id,
@@ -61,19 +55,6 @@ async fn sweep(tool: &str, network: &str, container_id: &str) -> std::io::Result
         );
     }
     Ok(())
-}
-
-async fn iptables(tool: &str, args: &[&str]) -> std::io::Result<()> {
-    let output = Command::new(tool).arg("-w").args(args).output().await?;
-    if output.status.success() {
-        return Ok(());
-    }
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    Err(std::io::Error::other(format!(
-        "{tool} {}: {}",
-        args.join(" "),
-        stderr.trim()
-    )))
 }
 
 /// The source and chain of a line of `iptables -S POSTROUTING` when it is exactly a bridge

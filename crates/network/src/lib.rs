@@ -100,6 +100,7 @@ mod conflist;
 mod error;
 mod exec;
 mod host;
+mod iptables;
 mod leftovers;
 pub mod masquerade;
 mod netns;
@@ -109,6 +110,7 @@ mod types;
 
 pub use conflist::{CNI_VERSION, DEFAULT_NETWORK_NAME};
 pub use error::{NetworkError, PluginCall};
+pub use iptables::IptablesError;
 pub use pod_network::PodNetwork;
 pub use result::{CniResult, Dns, Interface, IpConfig, PluginError, Route};
 pub use types::{

@@ -10,10 +10,9 @@
 //! cost a pod about 100 ms of its start and stop. The node's rules are checked once per coracle
 //! process and changed only when they differ (a new pod CIDR), so a pod costs none.
 
-use ipnet::IpNet;
-use tokio::process::Command;
-
 use crate::error::NetworkError;
+use crate::iptables::{output, run};
+use ipnet::IpNet;
 
 /// The chain of the network on `bridge` (iptables allows 28 characters; bridge names have 15).
 pub(crate) fn chain_name(bridge: &str) -> String {
@@ -102,7 +101,7 @@ pub async fn remove(bridge: &str, cidr: &IpNet) -> Result<(), NetworkError> {
     }
     remove_jumps(tool, &chain).await?;
     run(tool, &["-t", "nat", "-F", &chain]).await?;
-    run(tool, &["-t", "nat", "-X", &chain]).await
+    Ok(run(tool, &["-t", "nat", "-X", &chain]).await?)
 }
 
 /// Deletes every `POSTROUTING` rule that jumps to `chain`.
@@ -152,29 +151,6 @@ fn split_rule(rule: &str) -> Vec<String> {
 async fn list(tool: &str, chain: &str) -> Option<Vec<String>> {
     let text = output(tool, &["-t", "nat", "-S", chain]).await.ok()?;
     Some(text.lines().map(str::to_owned).collect())
-}
-
-async fn output(tool: &str, args: &[&str]) -> Result<String, NetworkError> {
-    let out = Command::new(tool)
-        .arg("-w")
-        .args(args)
-        .output()
-        .await
-        .map_err(|source| NetworkError::Masquerade {
-            command: format!("{tool} {}", args.join(" ")),
-            reason: source.to_string(),
-        })?;
-    if !out.status.success() {
-        return Err(NetworkError::Masquerade {
-            command: format!("{tool} {}", args.join(" ")),
-            reason: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
-        });
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-async fn run(tool: &str, args: &[&str]) -> Result<(), NetworkError> {
-    output(tool, args).await.map(drop)
 }
 
 #[cfg(test)]
